@@ -1,0 +1,1 @@
+//! Provisioning station: device keys, CA issuing, SQLite inventory, recipients, CRLs.

@@ -1,0 +1,1 @@
+//! Build host: bundle, encrypt, resign, info, extract verbs and the signer binary.

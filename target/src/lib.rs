@@ -1,0 +1,1 @@
+//! Device: system.conf, slots, verified open, device-mapper, install plan, D-Bus service.
