@@ -33,6 +33,10 @@ pub enum Error {
 impl Error {
     /// Wraps an I/O error with what was being done and to which file.
     pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { action, path: path.into(), source }
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
     }
 }

@@ -110,11 +110,17 @@ impl KeyFile {
                 continue;
             }
             let Some((key, value)) = trimmed.split_once('=') else {
-                return Err(KeyFileError::Syntax { line: line_no, text: line.to_string() });
+                return Err(KeyFileError::Syntax {
+                    line: line_no,
+                    text: line.to_string(),
+                });
             };
             let key = key.trim();
             if key.is_empty() {
-                return Err(KeyFileError::Syntax { line: line_no, text: line.to_string() });
+                return Err(KeyFileError::Syntax {
+                    line: line_no,
+                    text: line.to_string(),
+                });
             }
             let Some(gi) = current else {
                 return Err(KeyFileError::KeyBeforeGroup { line: line_no });
@@ -128,7 +134,10 @@ impl KeyFile {
         if let Some(i) = self.groups.iter().position(|g| g.name == name) {
             return i;
         }
-        self.groups.push(Group { name: name.to_string(), entries: Vec::new() });
+        self.groups.push(Group {
+            name: name.to_string(),
+            entries: Vec::new(),
+        });
         self.groups.len() - 1
     }
 
@@ -177,7 +186,10 @@ fn parse_group_header(line: &str) -> Option<&str> {
 impl Group {
     /// Creates an empty group (used by writers and tests).
     pub fn new(name: impl Into<String>) -> Self {
-        Group { name: name.into(), entries: Vec::new() }
+        Group {
+            name: name.into(),
+            entries: Vec::new(),
+        }
     }
 
     /// The group name without brackets.
@@ -214,9 +226,14 @@ impl Group {
 
     /// Takes a string value. An empty value is RAUC's "Missing value for key" error.
     pub fn take_string(&mut self, key: &str) -> Result<Option<String>> {
-        let Some(raw) = self.take_raw(key) else { return Ok(None) };
+        let Some(raw) = self.take_raw(key) else {
+            return Ok(None);
+        };
         if raw.is_empty() {
-            return Err(KeyFileError::MissingValue { group: self.name.clone(), key: key.into() });
+            return Err(KeyFileError::MissingValue {
+                group: self.name.clone(),
+                key: key.into(),
+            });
         }
         unescape(&raw, false)
             .map(Some)
@@ -226,12 +243,17 @@ impl Group {
     /// Takes a string value that must be present.
     pub fn require_string(&mut self, key: &str) -> Result<String> {
         self.take_string(key)?
-            .ok_or_else(|| KeyFileError::MissingKey { group: self.name.clone(), key: key.into() })
+            .ok_or_else(|| KeyFileError::MissingKey {
+                group: self.name.clone(),
+                key: key.into(),
+            })
     }
 
     /// Takes a `;`-separated list (`\;` escapes a separator; items are not trimmed).
     pub fn take_list(&mut self, key: &str) -> Result<Option<Vec<String>>> {
-        let Some(raw) = self.take_raw(key) else { return Ok(None) };
+        let Some(raw) = self.take_raw(key) else {
+            return Ok(None);
+        };
         let mut items = Vec::new();
         let mut item = String::new();
         let mut chars = raw.chars();
@@ -254,24 +276,33 @@ impl Group {
         }
         items
             .into_iter()
-            .map(|i| unescape(&i, true).ok_or_else(|| self.invalid(key, &raw, "invalid escape sequence")))
+            .map(|i| {
+                unescape(&i, true).ok_or_else(|| self.invalid(key, &raw, "invalid escape sequence"))
+            })
             .collect::<Result<Vec<_>>>()
             .map(Some)
     }
 
     /// Takes an unsigned decimal integer (leading whitespace allowed, as in GLib).
     pub fn take_u64(&mut self, key: &str) -> Result<Option<u64>> {
-        let Some(raw) = self.take_raw(key) else { return Ok(None) };
+        let Some(raw) = self.take_raw(key) else {
+            return Ok(None);
+        };
         let digits = raw.trim_start();
         if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return Err(self.invalid(key, &raw, "expected an unsigned decimal integer"));
         }
-        digits.parse().map(Some).map_err(|_| self.invalid(key, &raw, "integer out of range"))
+        digits
+            .parse()
+            .map(Some)
+            .map_err(|_| self.invalid(key, &raw, "integer out of range"))
     }
 
     /// Takes a boolean: `true`/`false` (GLib also accepts `1`/`0`).
     pub fn take_bool(&mut self, key: &str) -> Result<Option<bool>> {
-        let Some(raw) = self.take_raw(key) else { return Ok(None) };
+        let Some(raw) = self.take_raw(key) else {
+            return Ok(None);
+        };
         match raw.trim_end() {
             "true" | "1" => Ok(Some(true)),
             "false" | "0" => Ok(Some(false)),
@@ -294,7 +325,10 @@ impl Group {
     /// Fails with "Invalid key" if any key was not taken.
     pub fn finish(self) -> Result<()> {
         match self.entries.into_iter().next() {
-            Some((key, _)) => Err(KeyFileError::InvalidKey { group: self.name, key }),
+            Some((key, _)) => Err(KeyFileError::InvalidKey {
+                group: self.name,
+                key,
+            }),
             None => Ok(()),
         }
     }
@@ -390,7 +424,10 @@ impl KeyFileWriter {
 
     /// Writes a list with GLib's trailing `;` (`a;b;`).
     pub fn list<S: AsRef<str>>(&mut self, key: &str, items: &[S]) -> &mut Self {
-        let joined: String = items.iter().map(|i| escape(i.as_ref(), true) + ";").collect();
+        let joined: String = items
+            .iter()
+            .map(|i| escape(i.as_ref(), true) + ";")
+            .collect();
         self.raw(key, &joined)
     }
 
@@ -440,15 +477,30 @@ mod tests {
     fn leftovers_are_errors_with_rauc_wording() {
         let mut kf = KeyFile::parse("[image.rootfs]\ntype=raw\n[rollout]\n").unwrap();
         let g = kf.take_group("image.rootfs").unwrap();
-        assert_eq!(g.finish().unwrap_err().to_string(), "Invalid key 'type' in group '[image.rootfs]'");
-        assert_eq!(kf.finish().unwrap_err().to_string(), "Invalid group '[rollout]'");
+        assert_eq!(
+            g.finish().unwrap_err().to_string(),
+            "Invalid key 'type' in group '[image.rootfs]'"
+        );
+        assert_eq!(
+            kf.finish().unwrap_err().to_string(),
+            "Invalid group '[rollout]'"
+        );
     }
 
     #[test]
     fn syntax_errors() {
-        assert!(matches!(KeyFile::parse("k=v\n"), Err(KeyFileError::KeyBeforeGroup { line: 1 })));
-        assert!(matches!(KeyFile::parse("[a]\nnonsense\n"), Err(KeyFileError::Syntax { line: 2, .. })));
-        assert!(matches!(KeyFile::parse("[a]\n=v\n"), Err(KeyFileError::Syntax { .. })));
+        assert!(matches!(
+            KeyFile::parse("k=v\n"),
+            Err(KeyFileError::KeyBeforeGroup { line: 1 })
+        ));
+        assert!(matches!(
+            KeyFile::parse("[a]\nnonsense\n"),
+            Err(KeyFileError::Syntax { line: 2, .. })
+        ));
+        assert!(matches!(
+            KeyFile::parse("[a]\n=v\n"),
+            Err(KeyFileError::Syntax { .. })
+        ));
     }
 
     #[test]
@@ -456,8 +508,14 @@ mod tests {
         let mut kf = KeyFile::parse("[g]\na=\\sx\\ty\\\\\nb=\\;\nc=\n").unwrap();
         let mut g = kf.take_group("g").unwrap();
         assert_eq!(g.take_string("a").unwrap().unwrap(), " x\ty\\");
-        assert!(matches!(g.take_string("b"), Err(KeyFileError::InvalidValue { .. })));
-        assert!(matches!(g.take_string("c"), Err(KeyFileError::MissingValue { .. })));
+        assert!(matches!(
+            g.take_string("b"),
+            Err(KeyFileError::InvalidValue { .. })
+        ));
+        assert!(matches!(
+            g.take_string("c"),
+            Err(KeyFileError::MissingValue { .. })
+        ));
     }
 
     #[test]
@@ -481,7 +539,9 @@ mod tests {
     #[test]
     fn writer_round_trips() {
         let mut w = KeyFileWriter::new();
-        w.group("update").string("compatible", " lead\\ing\nx").u64("size", 7);
+        w.group("update")
+            .string("compatible", " lead\\ing\nx")
+            .u64("size", 7);
         w.group("image.a").list("hooks", &["pre-install", "a;b"]);
         let text = w.finish();
         assert_eq!(
@@ -490,8 +550,14 @@ mod tests {
         );
         let mut kf = KeyFile::parse(&text).unwrap();
         let mut u = kf.take_group("update").unwrap();
-        assert_eq!(u.take_string("compatible").unwrap().unwrap(), " lead\\ing\nx");
+        assert_eq!(
+            u.take_string("compatible").unwrap().unwrap(),
+            " lead\\ing\nx"
+        );
         let mut i = kf.take_group("image.a").unwrap();
-        assert_eq!(i.take_list("hooks").unwrap().unwrap(), vec!["pre-install", "a;b"]);
+        assert_eq!(
+            i.take_list("hooks").unwrap().unwrap(),
+            vec!["pre-install", "a;b"]
+        );
     }
 }

@@ -84,5 +84,9 @@ pub trait RecipientKey {
     fn ecdh(&self, peer_point: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyError>;
 
     /// RSA decryption of a key-transport ciphertext. EC keys return an error.
-    fn rsa_decrypt(&self, ciphertext: &[u8], padding: RsaPadding) -> Result<Zeroizing<Vec<u8>>, KeyError>;
+    fn rsa_decrypt(
+        &self,
+        ciphertext: &[u8],
+        padding: RsaPadding,
+    ) -> Result<Zeroizing<Vec<u8>>, KeyError>;
 }

@@ -1,1 +1,4 @@
-//! PKCS#11 URIs, tokens, token and file keys (sign, decrypt, ECDH), TPM backend.
+//! Everything that touches a private key: `pkcs11:` URIs, PINs, PKCS#11 modules and sessions,
+//! key generation, token signers and decryptors (RSA, ECDH), PEM file keys and the TPM backend.
+
+pub mod tpm;

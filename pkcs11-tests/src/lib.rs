@@ -1,1 +1,3 @@
-//! Integration tests live in `tests/`; this library is intentionally empty.
+//! Test support shared by the integration tests in `tests/`: the QEMU VM harness ([`vm`]).
+
+pub mod vm;

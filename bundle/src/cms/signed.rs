@@ -1,0 +1,1 @@
+//! CMS SignedData creation with a [`crate::keys::ContentSigner`].

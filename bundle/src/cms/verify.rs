@@ -1,0 +1,1 @@
+//! CMS SignedData verification with OpenSSL, with the semantics of RAUC targets.

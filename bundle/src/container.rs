@@ -1,0 +1,1 @@
+//! The container: `payload | CMS | u64 BE CMS length`.

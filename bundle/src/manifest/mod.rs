@@ -1,0 +1,1 @@
+//! The manifest (`manifest.raucm` and the signed external manifest).

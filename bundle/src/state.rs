@@ -1,0 +1,1 @@
+//! Verification states of an opened bundle: `Bundle → SignedBundle → VerifiedBundle`.

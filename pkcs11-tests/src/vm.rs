@@ -1,0 +1,1 @@
+//! Boots a Debian kernel with a busybox initramfs under QEMU (TCG) to run device-mapper tests.

@@ -1,0 +1,1 @@
+//! Loop devices over a byte range of a bundle file.
