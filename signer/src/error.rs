@@ -1,0 +1,54 @@
+//! The error type of the `signer` crate.
+
+use std::path::PathBuf;
+
+/// Result alias for this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong on the build host. Messages say what failed and what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An I/O operation on a file failed.
+    #[error("{action} '{path}': {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file concerned.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The output already exists; like `rauc bundle`, we never overwrite.
+    #[error("output '{path}' already exists; remove it or choose another name")]
+    OutputExists {
+        /// The existing output.
+        path: PathBuf,
+    },
+    /// An external tool failed or could not be started.
+    #[error("{tool} failed: {detail}")]
+    Tool {
+        /// The tool, e.g. `mksquashfs`.
+        tool: &'static str,
+        /// Its exit status and stderr, or why it could not start.
+        detail: String,
+    },
+    /// The squashfs inside a bundle could not be read.
+    #[error("{0}")]
+    Squashfs(String),
+    /// Invalid arguments.
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl Error {
+    /// Wraps an I/O error with what was being done and to which file.
+    pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+}

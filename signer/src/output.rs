@@ -1,0 +1,193 @@
+//! Output files and directories that appear only when complete.
+//!
+//! Everything is written under a temporary name in the destination directory and renamed into
+//! place at the end, without replacing an existing file (like `rauc bundle`, which refuses to
+//! overwrite). If anything fails, or the value is dropped before [`AtomicFile::commit`], the
+//! temporary is removed and the destination is untouched.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// A file being written under a temporary name next to its destination.
+#[derive(Debug)]
+pub struct AtomicFile {
+    temp: tempfile::NamedTempFile,
+    dest: PathBuf,
+}
+
+impl AtomicFile {
+    /// Creates the temporary file. Fails early if `dest` already exists.
+    pub fn create(dest: &Path) -> Result<Self> {
+        refuse_existing(dest)?;
+        let dir = parent_dir(dest);
+        let temp = tempfile::Builder::new()
+            .prefix(&format!(".{}.", file_name(dest)))
+            .suffix(".partial")
+            .tempfile_in(dir)
+            .map_err(|e| Error::io("failed to create a temporary file in", dir, e))?;
+        Ok(AtomicFile {
+            temp,
+            dest: dest.to_path_buf(),
+        })
+    }
+
+    /// The open temporary file.
+    pub fn file(&self) -> &File {
+        self.temp.as_file()
+    }
+
+    /// Path of the temporary file (for tools such as `mksquashfs` that write by name).
+    pub fn temp_path(&self) -> &Path {
+        self.temp.path()
+    }
+
+    /// The final destination.
+    pub fn dest(&self) -> &Path {
+        &self.dest
+    }
+
+    /// Flushes the data to disk and renames the file into place, refusing to replace an existing
+    /// destination.
+    pub fn commit(self) -> Result<PathBuf> {
+        self.temp
+            .as_file()
+            .sync_all()
+            .map_err(|e| Error::io("failed to flush", self.temp.path(), e))?;
+        rename_noreplace(self.temp.path(), &self.dest)?;
+        // The file now lives at `dest`; forget the temporary without deleting anything.
+        let _ = self.temp.into_temp_path().keep();
+        sync_dir(parent_dir(&self.dest));
+        Ok(self.dest)
+    }
+}
+
+/// A directory being filled under a temporary name next to its destination.
+#[derive(Debug)]
+pub struct AtomicDir {
+    temp: tempfile::TempDir,
+    dest: PathBuf,
+}
+
+impl AtomicDir {
+    /// Creates the temporary directory. Fails early if `dest` already exists.
+    pub fn create(dest: &Path) -> Result<Self> {
+        refuse_existing(dest)?;
+        let dir = parent_dir(dest);
+        let temp = tempfile::Builder::new()
+            .prefix(&format!(".{}.", file_name(dest)))
+            .suffix(".partial")
+            .tempdir_in(dir)
+            .map_err(|e| Error::io("failed to create a temporary directory in", dir, e))?;
+        Ok(AtomicDir {
+            temp,
+            dest: dest.to_path_buf(),
+        })
+    }
+
+    /// Path of the temporary directory to fill.
+    pub fn path(&self) -> &Path {
+        self.temp.path()
+    }
+
+    /// Renames the directory into place, refusing to replace an existing destination.
+    pub fn commit(self) -> Result<PathBuf> {
+        rename_noreplace(self.temp.path(), &self.dest)?;
+        let _ = self.temp.keep();
+        sync_dir(parent_dir(&self.dest));
+        Ok(self.dest)
+    }
+}
+
+fn refuse_existing(dest: &Path) -> Result<()> {
+    if dest.symlink_metadata().is_ok() {
+        return Err(Error::OutputExists {
+            path: dest.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "output".into())
+}
+
+fn rename_noreplace(from: &Path, to: &Path) -> Result<()> {
+    let c = |p: &Path| CString::new(p.as_os_str().as_bytes()).expect("paths contain no NUL");
+    let (cfrom, cto) = (c(from), c(to));
+    // SAFETY: both pointers are valid NUL-terminated strings for the duration of the call.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            cfrom.as_ptr(),
+            libc::AT_FDCWD,
+            cto.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let err = std::io::Error::last_os_error();
+    if err.raw_os_error() == Some(libc::EEXIST) {
+        return Err(Error::OutputExists {
+            path: to.to_path_buf(),
+        });
+    }
+    Err(Error::io(
+        "failed to move the finished output into place at",
+        to,
+        err,
+    ))
+}
+
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn file_appears_only_on_commit_and_never_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out.raucb");
+        let mut out = AtomicFile::create(&dest).unwrap();
+        out.temp.write_all(b"data").unwrap();
+        assert!(!dest.exists());
+        out.commit().unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"data");
+        assert!(matches!(
+            AtomicFile::create(&dest),
+            Err(Error::OutputExists { .. })
+        ));
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn dropped_output_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out");
+        drop(AtomicFile::create(&dest).unwrap());
+        let d = AtomicDir::create(&dest).unwrap();
+        std::fs::write(d.path().join("f"), b"x").unwrap();
+        drop(d);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+}
