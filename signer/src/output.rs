@@ -65,17 +65,22 @@ impl AtomicFile {
     }
 }
 
-/// A directory being filled under a temporary name next to its destination.
+/// A directory being filled under a temporary name next to its destination. The destination may
+/// be absent or an empty directory (as `rauc extract` allows); it is replaced atomically.
 #[derive(Debug)]
 pub struct AtomicDir {
     temp: tempfile::TempDir,
     dest: PathBuf,
+    replace_empty: bool,
 }
 
 impl AtomicDir {
-    /// Creates the temporary directory. Fails early if `dest` already exists.
+    /// Creates the temporary directory. Fails early if `dest` exists and is not an empty directory.
     pub fn create(dest: &Path) -> Result<Self> {
-        refuse_existing(dest)?;
+        let replace_empty = is_empty_dir(dest);
+        if !replace_empty {
+            refuse_existing(dest)?;
+        }
         let dir = parent_dir(dest);
         let temp = tempfile::Builder::new()
             .prefix(&format!(".{}.", file_name(dest)))
@@ -93,13 +98,32 @@ impl AtomicDir {
         self.temp.path()
     }
 
-    /// Renames the directory into place, refusing to replace an existing destination.
+    /// Renames the directory into place. Only an empty destination directory is ever replaced.
     pub fn commit(self) -> Result<PathBuf> {
-        rename_noreplace(self.temp.path(), &self.dest)?;
+        if self.replace_empty {
+            // rename(2) replaces a directory only if it is empty (else ENOTEMPTY).
+            std::fs::rename(self.temp.path(), &self.dest).map_err(|e| match e.raw_os_error() {
+                Some(libc::ENOTEMPTY | libc::EEXIST) => Error::OutputExists {
+                    path: self.dest.clone(),
+                },
+                _ => Error::io(
+                    "failed to move the finished output into place at",
+                    &self.dest,
+                    e,
+                ),
+            })?;
+        } else {
+            rename_noreplace(self.temp.path(), &self.dest)?;
+        }
         let _ = self.temp.keep();
         sync_dir(parent_dir(&self.dest));
         Ok(self.dest)
     }
+}
+
+fn is_empty_dir(path: &Path) -> bool {
+    path.symlink_metadata().is_ok_and(|m| m.is_dir())
+        && std::fs::read_dir(path).is_ok_and(|mut d| d.next().is_none())
 }
 
 fn refuse_existing(dest: &Path) -> Result<()> {
@@ -189,5 +213,20 @@ mod tests {
         std::fs::write(d.path().join("f"), b"x").unwrap();
         drop(d);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn directory_may_replace_an_empty_one_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out");
+        std::fs::create_dir(&dest).unwrap();
+        let d = AtomicDir::create(&dest).unwrap();
+        std::fs::write(d.path().join("f"), b"x").unwrap();
+        d.commit().unwrap();
+        assert_eq!(std::fs::read(dest.join("f")).unwrap(), b"x");
+        assert!(matches!(
+            AtomicDir::create(&dest),
+            Err(Error::OutputExists { .. })
+        ));
     }
 }
