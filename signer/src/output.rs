@@ -90,6 +90,7 @@ impl AtomicDir {
         Ok(AtomicDir {
             temp,
             dest: dest.to_path_buf(),
+            replace_empty,
         })
     }
 
