@@ -4,7 +4,9 @@
 //!   session secret; its `CKA_VALUE` is Z; the object is destroyed right away. The peer point
 //!   goes DER-wrapped (an OCTET STRING, as SoftHSM wants); a token that refuses that gets the raw
 //!   point.
-//! * RSA: `C_Decrypt` with `CKM_RSA_PKCS` or `CKM_RSA_PKCS_OAEP` (SHA-256, MGF1-SHA-256).
+//! * RSA: `C_Decrypt` with `CKM_RSA_PKCS` or `CKM_RSA_PKCS_OAEP` (SHA-256, MGF1-SHA-256). A
+//!   token that refuses OAEP with SHA-256 at `C_DecryptInit` (SoftHSM 2.6 knows only SHA-1)
+//!   decrypts with `CKM_RSA_X_509` and the OAEP decoding runs in software ([`crate::oaep`]).
 
 use bundle::keys::{KeyError, KeyKind, RecipientKey, RsaPadding};
 use cryptoki::error::RvError;
@@ -17,6 +19,7 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Result};
 use crate::key::Decryptor;
 use crate::keydata;
+use crate::oaep;
 use crate::object;
 use crate::token_key::TokenKey;
 
@@ -112,29 +115,11 @@ impl TokenKey {
         }
     }
 
-    fn decrypt_rsa(&self, ciphertext: &[u8], padding: RsaPadding) -> Result<Zeroizing<Vec<u8>>> {
-        if !matches!(self.kind, KeyKind::Rsa { .. }) {
-            return Err(Error::key(
-                self.uri().redacted(),
-                "RSA decryption needs an RSA key; this is EC",
-            ));
-        }
-        let oaep;
-        let mechanism = match padding {
-            RsaPadding::Pkcs1v15 => Mechanism::RsaPkcs,
-            RsaPadding::OaepSha256 => {
-                oaep = PkcsOaepParams::new(
-                    MechanismType::SHA256,
-                    PkcsMgfType::MGF1_SHA256,
-                    PkcsOaepSource::empty(),
-                );
-                Mechanism::RsaPkcsOaep(oaep)
-            }
-        };
+    fn c_decrypt(&self, mechanism: &Mechanism, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         let ts = self.session();
         let plain = ts
             .session()
-            .decrypt(&mechanism, self.handle, ciphertext)
+            .decrypt(mechanism, self.handle, ciphertext)
             .map_err(|e| {
                 let err =
                     Error::pkcs11(e, format!("RSA decryption with {}", self.uri().redacted()));
@@ -148,6 +133,42 @@ impl TokenKey {
             })?;
         Ok(Zeroizing::new(plain))
     }
+
+    fn decrypt_rsa(&self, ciphertext: &[u8], padding: RsaPadding) -> Result<Zeroizing<Vec<u8>>> {
+        let KeyKind::Rsa { bits } = self.kind else {
+            return Err(Error::key(
+                self.uri().redacted(),
+                "RSA decryption needs an RSA key; this is EC",
+            ));
+        };
+        if padding == RsaPadding::Pkcs1v15 {
+            return self.c_decrypt(&Mechanism::RsaPkcs, ciphertext);
+        }
+        let params = PkcsOaepParams::new(
+            MechanismType::SHA256,
+            PkcsMgfType::MGF1_SHA256,
+            PkcsOaepSource::empty(),
+        );
+        match self.c_decrypt(&Mechanism::RsaPkcsOaep(params), ciphertext) {
+            Err(e) if oaep_params_refused(e.rv()) => {
+                // SoftHSM 2.6 takes only SHA-1 OAEP: decrypt raw, decode OAEP in software.
+                tracing::debug!(
+                    "CKM_RSA_PKCS_OAEP with SHA-256 refused ({e}); using CKM_RSA_X_509"
+                );
+                let em = self.c_decrypt(&Mechanism::RsaX509, ciphertext)?;
+                oaep::decode_sha256(&em, bits.div_ceil(8) as usize)
+            }
+            other => other,
+        }
+    }
+}
+
+/// `C_DecryptInit` refusals of OAEP-SHA-256 parameters (nothing was decrypted).
+fn oaep_params_refused(rv: Option<RvError>) -> bool {
+    matches!(
+        rv,
+        Some(RvError::ArgumentsBad | RvError::MechanismParamInvalid | RvError::MechanismInvalid)
+    )
 }
 
 impl RecipientKey for TokenKey {

@@ -22,6 +22,7 @@ pub mod key;
 pub mod keydata;
 pub mod manage;
 pub mod module;
+pub mod oaep;
 pub mod object;
 pub mod pin;
 pub mod signer;

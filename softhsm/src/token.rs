@@ -107,6 +107,29 @@ impl TokenHandle {
         self.read_object("pubkey", id_hex)
     }
 
+    /// Exports the public key with `id_hex` as PEM through GnuTLS `p11tool` (pkcs11-tool 0.23
+    /// cannot read back P-384 public keys: "cannot create EVP_PKEY").
+    pub fn export_public_key_pem(&self, id_hex: &str) -> Result<String> {
+        let id: String = id_hex
+            .as_bytes()
+            .chunks(2)
+            .map(|pair| format!("%{}", String::from_utf8_lossy(pair)))
+            .collect();
+        let uri = format!("{};id={id};type=public", self.uri());
+        let mut cmd = Command::new("p11tool");
+        cmd.env(CONF_ENV, &self.conf)
+            .env("GNUTLS_PIN", &self.user_pin)
+            .args([
+                "--provider",
+                SOFTHSM_MODULE,
+                "--login",
+                "--export-pubkey",
+                &uri,
+            ]);
+        let out = run(cmd, &format!("p11tool --export-pubkey {uri}"))?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
     /// Reads the certificate object with `id_hex` as DER.
     pub fn read_certificate_der(&self, id_hex: &str) -> Result<Vec<u8>> {
         self.read_object("cert", id_hex)
