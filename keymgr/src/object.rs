@@ -145,7 +145,19 @@ pub fn find_one(
 /// token-only URI) with their full URIs. Private objects appear only after login.
 pub fn list_objects(ts: &TokenSession, uri: &Pkcs11Uri) -> Result<Vec<ObjectSummary>> {
     let handles = find(ts, &template(uri, None))?;
-    summaries(ts, &handles)
+    let mut list = summaries(ts, &handles)?;
+    list.sort_by_key(|o| (o.label.clone(), o.id.clone(), type_rank(o.object_type)));
+    Ok(list)
+}
+
+fn type_rank(t: ObjectType) -> u8 {
+    match t {
+        ObjectType::Private => 0,
+        ObjectType::Public => 1,
+        ObjectType::Cert => 2,
+        ObjectType::SecretKey => 3,
+        ObjectType::Data => 4,
+    }
 }
 
 fn summaries(ts: &TokenSession, handles: &[ObjectHandle]) -> Result<Vec<ObjectSummary>> {

@@ -4,7 +4,7 @@ use anyhow::{Context, Result, bail};
 use keymgr::{Access, KeyType};
 use serde::Serialize;
 
-use super::{Global, open_logged_in, output, parse_hex_id, parse_uri};
+use super::{Global, HexId, open_logged_in, output, parse_hex_id, parse_uri};
 
 /// Generate a key pair inside the token (private key sensitive and never extractable).
 ///
@@ -22,7 +22,7 @@ pub struct Args {
 
     /// CKA_ID in hex (e.g. 01); random when neither this nor id= is given.
     #[arg(long, value_name = "HEX", value_parser = parse_hex_id)]
-    id: Option<Vec<u8>>,
+    id: Option<HexId>,
 }
 
 #[derive(Serialize)]
@@ -41,7 +41,7 @@ impl Args {
             .object
             .clone()
             .context("the URI needs object=<label> for the new key")?;
-        let id = match (&self.id, &uri.id) {
+        let id = match (self.id.as_ref().map(|h| &h.0), &uri.id) {
             (Some(a), Some(b)) if a != b => bail!("--id and id= in the URI differ"),
             (Some(id), _) | (None, Some(id)) => Some(id.clone()),
             (None, None) => None,

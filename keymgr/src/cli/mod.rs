@@ -102,7 +102,9 @@ fn init_logging(debug: bool) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
+        .without_time()
         .init();
 }
 
@@ -126,11 +128,17 @@ pub fn open_logged_in(uri: &Pkcs11Uri, global: &Global, access: Access) -> Resul
     Ok(ts)
 }
 
+/// A `CKA_ID` given in hex on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HexId(pub Vec<u8>);
+
 /// Parses `--id` hex (colons and spaces allowed).
-pub fn parse_hex_id(s: &str) -> std::result::Result<Vec<u8>, String> {
+pub fn parse_hex_id(s: &str) -> std::result::Result<HexId, String> {
     let clean: String = s.chars().filter(|c| !matches!(c, ':' | ' ')).collect();
     if clean.is_empty() {
         return Err("empty id".into());
     }
-    hex::decode(&clean).map_err(|e| format!("not hex ({e}); write e.g. 01 or a1b2c3"))
+    hex::decode(&clean)
+        .map(HexId)
+        .map_err(|e| format!("not hex ({e}); write e.g. 01 or a1b2c3"))
 }
