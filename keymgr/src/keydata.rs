@@ -152,7 +152,7 @@ pub fn kind_of_pkey<T: openssl::pkey::HasPublic>(key: &PKey<T>) -> Result<KeyKin
 
 /// Converts a PKCS#11 ECDSA signature (`r ‖ s`, each half the length) to DER `ECDSA-Sig-Value`.
 pub fn ecdsa_raw_to_der(raw: &[u8]) -> Result<Vec<u8>> {
-    if raw.is_empty() || raw.len() % 2 != 0 {
+    if raw.is_empty() || !raw.len().is_multiple_of(2) {
         return Err(Error::Invalid(format!(
             "the token returned an ECDSA signature of odd length {}",
             raw.len()

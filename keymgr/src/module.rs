@@ -192,24 +192,24 @@ mod tests {
         let plain = Pkcs11Uri::parse("pkcs11:token=t").unwrap();
         let def = Path::new("/cli.so");
         assert_eq!(
-            plan_module(Some(&uri_path), Some(def), &both),
+            plan_module(Some(&uri_path), Some(def), both),
             ModuleRequest::Path("/u.so".into(), "module-path in the URI")
         );
         assert_eq!(
-            plan_module(Some(&uri_name), Some(def), &both),
+            plan_module(Some(&uri_name), Some(def), both),
             ModuleRequest::Name("n".into())
         );
         assert_eq!(
-            plan_module(Some(&plain), Some(def), &both),
+            plan_module(Some(&plain), Some(def), both),
             ModuleRequest::Path("/cli.so".into(), "--module")
         );
         assert_eq!(
-            plan_module(Some(&plain), None, &both),
+            plan_module(Some(&plain), None, both),
             ModuleRequest::Path("/env/a.so".into(), "PKCS11_MODULE_PATH")
         );
         let rauc = env(&[(MODULE_PATH_ENV, ""), (RAUC_MODULE_ENV, "/env/b.so")]);
         assert_eq!(
-            plan_module(None, None, &rauc),
+            plan_module(None, None, rauc),
             ModuleRequest::Path("/env/b.so".into(), "RAUC_PKCS11_MODULE")
         );
         assert_eq!(plan_module(None, None, env(&[])), ModuleRequest::Proxy);

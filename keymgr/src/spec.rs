@@ -15,6 +15,7 @@ use crate::uri::{ObjectType, Pkcs11Uri};
 
 /// Where a key or certificate lives, parsed from its specification string.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)] // made once per key open
 pub enum KeySpec {
     /// `pkcs11:…`: an object in a PKCS#11 token.
     Pkcs11(Pkcs11Uri),
