@@ -202,3 +202,33 @@ impl RecipientKey for FileKey {
 }
 
 impl Decryptor for FileKey {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openssl::encrypt::Encrypter;
+
+    #[test]
+    fn rsa_file_key_decrypts_pkcs1_and_oaep() {
+        let dir = tempfile::tempdir().unwrap();
+        let rsa = openssl::rsa::Rsa::generate(2048).unwrap();
+        let path = dir.path().join("k.pem");
+        std::fs::write(&path, rsa.private_key_to_pem().unwrap()).unwrap();
+        let key = FileKey::open(&path, RsaSignaturePadding::Pkcs1v15).unwrap();
+        assert_eq!(key.key_kind(), KeyKind::Rsa { bits: 2048 });
+        let public = PKey::public_key_from_der(&key.public_key_der().unwrap()).unwrap();
+        for padding in [RsaPadding::Pkcs1v15, RsaPadding::OaepSha256] {
+            let mut enc = Encrypter::new(&public).unwrap();
+            if padding == RsaPadding::OaepSha256 {
+                enc.set_rsa_padding(Padding::PKCS1_OAEP).unwrap();
+                enc.set_rsa_oaep_md(MessageDigest::sha256()).unwrap();
+                enc.set_rsa_mgf1_md(MessageDigest::sha256()).unwrap();
+            }
+            let mut ct = vec![0u8; enc.encrypt_len(b"cek").unwrap()];
+            let n = enc.encrypt(b"cek", &mut ct).unwrap();
+            ct.truncate(n);
+            assert_eq!(key.rsa_decrypt(&ct, padding).unwrap().as_slice(), b"cek");
+        }
+        assert!(key.ecdh(&[4; 65]).is_err());
+    }
+}

@@ -229,5 +229,7 @@ mod tests {
         // The real softhsm2 module is found by name (environment.md §1).
         let found = locate_module(&ModuleRequest::Name("softhsm2".into())).unwrap();
         assert!(found.ends_with("libsofthsm2.so"), "{}", found.display());
+        let proxy = locate_module(&ModuleRequest::Proxy).unwrap();
+        assert!(proxy.ends_with("p11-kit-proxy.so"), "{}", proxy.display());
     }
 }

@@ -192,4 +192,49 @@ mod tests {
         assert!(KeySpec::parse("").is_err());
         assert!(KeySpec::parse("pkcs11:bogus=1").is_err());
     }
+
+    fn self_signed(cn: &str) -> X509 {
+        let key =
+            openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
+        let mut name = openssl::x509::X509NameBuilder::new().unwrap();
+        name.append_entry_by_text("CN", cn).unwrap();
+        let name = name.build();
+        let mut b = X509::builder().unwrap();
+        b.set_subject_name(&name).unwrap();
+        b.set_issuer_name(&name).unwrap();
+        b.set_pubkey(&key).unwrap();
+        b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
+            .unwrap();
+        b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(1).unwrap())
+            .unwrap();
+        b.sign(&key, openssl::hash::MessageDigest::sha256())
+            .unwrap();
+        b.build()
+    }
+
+    #[test]
+    fn certificates_from_pem_and_der_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (self_signed("a"), self_signed("b"));
+        let pem = dir.path().join("chain.pem");
+        std::fs::write(&pem, [a.to_pem().unwrap(), b.to_pem().unwrap()].concat()).unwrap();
+        let spec = pem.to_str().unwrap();
+        assert_eq!(load_certificate(spec).unwrap(), a.to_der().unwrap());
+        assert_eq!(
+            load_certificates(spec).unwrap(),
+            vec![a.to_der().unwrap(), b.to_der().unwrap()]
+        );
+        let der = dir.path().join("b.der");
+        std::fs::write(&der, b.to_der().unwrap()).unwrap();
+        assert_eq!(
+            load_certificate(der.to_str().unwrap()).unwrap(),
+            b.to_der().unwrap()
+        );
+        let junk = dir.path().join("junk");
+        std::fs::write(&junk, b"junk").unwrap();
+        let err = load_certificate(junk.to_str().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no PEM or DER certificate"), "{err}");
+    }
 }

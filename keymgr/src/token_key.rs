@@ -14,7 +14,8 @@ use crate::token::{Access, TokenSession};
 use crate::uri::{ObjectType, Pkcs11Uri};
 
 /// A token private key with its session (login done, object found, certificate and public key
-/// read). Operations are serialized on the key's own session.
+/// read). Operations are serialized on the key's own session; for parallel work give each
+/// worker its own [`TokenKey::duplicate`].
 #[derive(Debug)]
 pub struct TokenKey {
     session: Mutex<TokenSession>,
@@ -80,6 +81,22 @@ impl TokenKey {
             can_derive: flag(&attrs, AttributeType::Derive).unwrap_or(false),
             certificate,
             public_key,
+        })
+    }
+
+    /// The same key on a new session of the same token, for another worker thread (no new
+    /// login: the login is shared by all sessions of the process on that token).
+    pub fn duplicate(&self) -> Result<TokenKey> {
+        let ts = self.session().open_another()?;
+        Ok(TokenKey {
+            session: Mutex::new(ts),
+            handle: self.handle,
+            uri: self.uri.clone(),
+            kind: self.kind,
+            padding: self.padding,
+            can_derive: self.can_derive,
+            certificate: self.certificate.clone(),
+            public_key: self.public_key.clone(),
         })
     }
 

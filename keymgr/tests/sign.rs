@@ -3,9 +3,10 @@
 
 mod common;
 
+use bundle::keys::ContentSigner;
 use bundle::keys::SignatureScheme;
 use common::{Fixture, openssl, openssl_ok, softhsm_options, write_public_pem};
-use keymgr::{KeyType, OpenOptions, RsaSignaturePadding, open_signer};
+use keymgr::{KeyInfo, KeyType, OpenOptions, RsaSignaturePadding, open_signer};
 
 const DATA: &[u8] = b"signed attributes of a RAUC bundle";
 
@@ -224,4 +225,39 @@ fn encrypted_pem_needs_the_passphrase_variable() {
     unsafe { std::env::set_var("RAUC_KEY_PASSPHRASE", "pem-pass-99") };
     let signer = open_signer(path.to_str().unwrap(), &OpenOptions::default()).unwrap();
     assert!(!signer.sign(DATA).unwrap().is_empty());
+}
+
+#[test]
+fn parallel_workers_sign_on_their_own_sessions() {
+    let fx = Fixture::new("sign-parallel");
+    fx.token.generate_key("EC:prime256v1", "01", "k").unwrap();
+    let uri = keymgr::Pkcs11Uri::parse(&fx.key_uri("k")).unwrap();
+    let key = keymgr::TokenKey::open(&uri, &OpenOptions::default()).unwrap();
+    let workers: Vec<_> = (0..4).map(|_| key.duplicate().unwrap()).collect();
+    let signatures: Vec<Vec<u8>> = std::thread::scope(|s| {
+        let handles: Vec<_> = workers
+            .iter()
+            .map(|w| s.spawn(move || (0..10).map(|_| w.sign(DATA).unwrap()).last().unwrap()))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    drop(key);
+    let d = fx.dir();
+    fx.write("data.bin", DATA);
+    write_public_pem(d, "pub.pem", &workers[0].public_key_der().unwrap());
+    for sig in signatures {
+        fx.write("sig.bin", &sig);
+        openssl(
+            d,
+            &[
+                "dgst",
+                "-sha256",
+                "-verify",
+                "pub.pem",
+                "-signature",
+                "sig.bin",
+                "data.bin",
+            ],
+        );
+    }
 }
