@@ -9,6 +9,7 @@ use cryptoki::object::{AttributeType, ObjectHandle};
 
 use crate::error::{Error, Result};
 use crate::key::{KeyInfo, OpenOptions, RsaSignaturePadding};
+use crate::keydata;
 use crate::object::{self, bytes, flag};
 use crate::token::{Access, TokenSession};
 use crate::uri::{ObjectType, Pkcs11Uri};
@@ -60,17 +61,25 @@ impl TokenKey {
         let mut key_uri = ts.token().uri.clone().with_type(ObjectType::Private);
         key_uri.id = (!id.is_empty()).then(|| id.clone());
         key_uri.object = Some(label.clone());
-        let kind = object::key_kind(ts.session(), handle)?.ok_or_else(|| {
-            Error::key(
-                key_uri.redacted(),
-                "unsupported key type: keymgr uses RSA and EC P-256/P-384 keys",
-            )
-        })?;
         let certificate = match object::companion(&ts, ObjectType::Cert, &id, &label)? {
             Some(h) => Some(object::certificate_value(ts.session(), h)?),
             None => None,
         };
         let public_key = public_key(&ts, &id, &label, certificate.as_deref(), &attrs)?;
+        // The private key's own attributes, else (tokens without CKA_EC_PARAMS on private keys)
+        // the public key's type.
+        let kind = match object::key_kind(ts.session(), handle)? {
+            Some(kind) => Some(kind),
+            None => public_key
+                .as_deref()
+                .and_then(|spki| keydata::kind_of_spki(spki).ok()),
+        }
+        .ok_or_else(|| {
+            Error::key(
+                key_uri.redacted(),
+                "unsupported key type: keymgr uses RSA and EC P-256/P-384 keys",
+            )
+        })?;
         tracing::debug!(key = %key_uri, certificate = certificate.is_some(), "token key opened");
         Ok(TokenKey {
             session: Mutex::new(ts),
@@ -78,7 +87,8 @@ impl TokenKey {
             uri: key_uri,
             kind,
             padding: options.rsa_padding,
-            can_derive: flag(&attrs, AttributeType::Derive).unwrap_or(false),
+            // Refuse ECDH up front only when the token says CKA_DERIVE is false.
+            can_derive: flag(&attrs, AttributeType::Derive).unwrap_or(true),
             certificate,
             public_key,
         })
@@ -143,7 +153,7 @@ fn public_key(
         bytes(private_attrs, AttributeType::Modulus),
         bytes(private_attrs, AttributeType::PublicExponent),
     ) {
-        (Some(n), Some(e)) => Ok(Some(crate::keydata::rsa_spki(&n, &e)?)),
+        (Some(n), Some(e)) => Ok(Some(keydata::rsa_spki(&n, &e)?)),
         _ => Ok(None),
     }
 }
