@@ -259,9 +259,14 @@ mod tests {
     #[test]
     fn trailer_checks_use_rauc_messages() {
         let msg = |bytes: Vec<u8>, max| {
-            BundleFile::from_bytes(bytes, OpenOptions { max_signature_size: max })
-                .unwrap_err()
-                .to_string()
+            BundleFile::from_bytes(
+                bytes,
+                OpenOptions {
+                    max_signature_size: max,
+                },
+            )
+            .unwrap_err()
+            .to_string()
         };
         let mut zero = vec![1u8; 100];
         zero.extend_from_slice(&0u64.to_be_bytes());
@@ -278,12 +283,23 @@ mod tests {
         // built by hand: append_cms refuses a CMS this large
         let mut over = vec![0u8; 70010];
         over.extend_from_slice(&70000u64.to_be_bytes());
-        assert_eq!(msg(over.clone(), 65536), "Signature size (70000) exceeds 64KiB");
+        assert_eq!(
+            msg(over.clone(), 65536),
+            "Signature size (70000) exceeds 64KiB"
+        );
         assert_eq!(
             msg(over.clone(), 1000),
             "Signature size (70000) exceeds the maximum of 1000 bytes"
         );
-        assert!(BundleFile::from_bytes(over, OpenOptions { max_signature_size: 70000 }).is_ok());
+        assert!(
+            BundleFile::from_bytes(
+                over,
+                OpenOptions {
+                    max_signature_size: 70000
+                }
+            )
+            .is_ok()
+        );
         assert!(matches!(
             BundleFile::from_bytes(vec![1, 2, 3], OpenOptions::default()),
             Err(Error::BundleTooSmall { size: 3 })

@@ -148,7 +148,10 @@ pub fn build_tree(data: &[u8], salt: &[u8; SALT_LEN]) -> Result<Tree> {
 /// Completes a tree from its level 0 (the zero-padded digests of the data blocks, e.g. computed
 /// while encrypting, see [`crate::crypt::encrypt_and_hash`]).
 pub fn build_from_leaves(geometry: &TreeGeometry, leaves: Vec<u8>, salt: &[u8; SALT_LEN]) -> Tree {
-    debug_assert_eq!(leaves.len() as u64, geometry.level_blocks(0) * BLOCK_SIZE as u64);
+    debug_assert_eq!(
+        leaves.len() as u64,
+        geometry.level_blocks(0) * BLOCK_SIZE as u64
+    );
     let mut levels = vec![leaves];
     for i in 1..geometry.levels() {
         let next = hash_level(salt, &levels[i - 1], geometry.level_blocks(i));
@@ -164,7 +167,12 @@ pub fn build_from_leaves(geometry: &TreeGeometry, leaves: Vec<u8>, salt: &[u8; S
 
 /// Checks a stored tree against the data, as RAUC's `r_verity_hash_verify`: every level is
 /// recomputed and compared (digests and zero spare areas), then the root.
-pub fn verify_tree(data: &[u8], tree: &[u8], salt: &[u8; SALT_LEN], root_hash: &[u8; DIGEST_LEN]) -> Result<()> {
+pub fn verify_tree(
+    data: &[u8],
+    tree: &[u8],
+    salt: &[u8; SALT_LEN],
+    root_hash: &[u8; DIGEST_LEN],
+) -> Result<()> {
     let geometry = TreeGeometry::for_data_size(data.len() as u64)?;
     if tree.len() as u64 != geometry.tree_size() {
         return Err(Error::size(format!(
@@ -202,7 +210,11 @@ fn compare_level(level: usize, computed: &[u8], stored: &[u8], covered: usize) -
         .unwrap_or(0);
     let entry = pos / DIGEST_LEN;
     let what = if entry < covered {
-        let below = if level == 0 { "data block" } else { "hash block of level" };
+        let below = if level == 0 {
+            "data block"
+        } else {
+            "hash block of level"
+        };
         if level == 0 {
             format!("{below} {entry} is corrupted")
         } else {

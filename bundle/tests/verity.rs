@@ -36,7 +36,11 @@ fn veritysetup_format(img: &Path, data_size: u64, salt_hex: &str) -> String {
         .arg(format!("--salt={salt_hex}"))
         .output()
         .expect("veritysetup runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     text.lines()
         .find_map(|l| l.strip_prefix("Root hash:"))
@@ -55,7 +59,11 @@ fn check_against_veritysetup(blocks: u32) {
     let root = veritysetup_format(&theirs, data.len() as u64, SALT_HEX);
     let file = File::options().read(true).write(true).open(&ours).unwrap();
     let params = append_tree(&file, data.len() as u64, &salt()).unwrap();
-    assert_eq!(params.root_hash_hex(), root, "root hash for {blocks} blocks");
+    assert_eq!(
+        params.root_hash_hex(),
+        root,
+        "root hash for {blocks} blocks"
+    );
     let (a, b) = (fs::read(&ours).unwrap(), fs::read(&theirs).unwrap());
     assert_eq!(a.len(), b.len(), "file size for {blocks} blocks");
     assert!(a == b, "tree bytes differ for {blocks} blocks");
@@ -108,7 +116,9 @@ fn every_corruption_is_detected() {
     verity::verify_tree(&data, &tree.bytes, &s, &tree.root_hash).unwrap();
 
     let expect_err = |d: &[u8], t: &[u8], want: &str| {
-        let err = verity::verify_tree(d, t, &s, &tree.root_hash).unwrap_err().to_string();
+        let err = verity::verify_tree(d, t, &s, &tree.root_hash)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(want), "expected '{want}' in '{err}'");
     };
     // a data byte in the last block
