@@ -185,63 +185,47 @@ impl Pki {
         let subj = format!("/O=Test/CN=Test {name} CA");
         let cnf = format!("{name}/ca.cnf");
         let cert = format!("{name}.cert.pem");
-        match parent {
-            None => {
-                openssl(
-                    &self.dir,
-                    &[
-                        "req",
-                        "-x509",
-                        "-new",
-                        "-key",
-                        &key,
-                        "-subj",
-                        &subj,
-                        "-days",
-                        "3650",
-                        "-sha256",
-                        "-config",
-                        &cnf,
-                        "-extensions",
-                        "v3_ca",
-                        "-out",
-                        &cert,
-                    ],
-                );
-            }
-            Some(p) => {
-                let csr = format!("{name}/req.csr");
-                openssl(
-                    &self.dir,
-                    &[
-                        "req", "-new", "-key", &key, "-subj", &subj, "-config", &cnf, "-out", &csr,
-                    ],
-                );
-                let pcnf = format!("{p}/ca.cnf");
-                let pkey = format!("{p}/key.pem");
-                let pcert = format!("{p}.cert.pem");
-                openssl(
-                    &self.dir,
-                    &[
-                        "ca",
-                        "-batch",
-                        "-config",
-                        &pcnf,
-                        "-keyfile",
-                        &pkey,
-                        "-cert",
-                        &pcert,
-                        "-extensions",
-                        "v3_inter",
-                        "-notext",
-                        "-in",
-                        &csr,
-                        "-out",
-                        &cert,
-                    ],
-                );
-            }
+        // CAs are valid from 2019 on, so signatures dated in the past (expired signer with
+        // use-bundle-signing-time) have a valid chain
+        let csr = format!("{name}/req.csr");
+        openssl(
+            &self.dir,
+            &[
+                "req", "-new", "-key", &key, "-subj", &subj, "-config", &cnf, "-out", &csr,
+            ],
+        );
+        let (pcnf, pkey, ext, selfsign) = match parent {
+            None => (cnf.clone(), key.clone(), "v3_ca", true),
+            Some(p) => (
+                format!("{p}/ca.cnf"),
+                format!("{p}/key.pem"),
+                "v3_inter",
+                false,
+            ),
+        };
+        let mut args = vec![
+            "ca",
+            "-batch",
+            "-config",
+            &pcnf,
+            "-keyfile",
+            &pkey,
+            "-extensions",
+            ext,
+            "-notext",
+            "-startdate",
+            "20190101000000Z",
+            "-enddate",
+            "20391231000000Z",
+            "-in",
+            &csr,
+            "-out",
+            &cert,
+        ];
+        if selfsign {
+            args.push("-selfsign");
         }
+        openssl(&self.dir, &args);
     }
 
     /// Issues `<name>.cert.pem` / `<name>.key.pem` from `inter`.
