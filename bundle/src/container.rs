@@ -198,6 +198,105 @@ impl<R: Read + Seek> BundleFile<R> {
     }
 }
 
+/// A seekable source a bundle can be read from, which can also expose the payload as one slice
+/// (a read-only mapping for files; the buffer itself for in-memory bundles).
+pub trait BundleSource: Read + Seek {
+    /// The first `len` bytes as one slice.
+    fn map_prefix(&mut self, len: u64) -> std::io::Result<PayloadMap<'_>>;
+}
+
+/// The payload of a bundle as one slice.
+pub enum PayloadMap<'a> {
+    /// A read-only mapping of a file.
+    Mapped(memmap2::Mmap),
+    /// Borrowed from an in-memory bundle.
+    Borrowed(&'a [u8]),
+}
+
+impl std::ops::Deref for PayloadMap<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            PayloadMap::Mapped(m) => m,
+            PayloadMap::Borrowed(b) => b,
+        }
+    }
+}
+
+impl BundleSource for File {
+    fn map_prefix(&mut self, len: u64) -> std::io::Result<PayloadMap<'_>> {
+        if len == 0 {
+            return Ok(PayloadMap::Borrowed(&[]));
+        }
+        let len = usize::try_from(len).map_err(std::io::Error::other)?;
+        // SAFETY: read-only mapping of a bundle that callers do not modify while it is open
+        // (RAUC's exclusive-access checks on the target ensure this for installs).
+        let map = unsafe { memmap2::MmapOptions::new().len(len).map(&*self) }?;
+        Ok(PayloadMap::Mapped(map))
+    }
+}
+
+impl BundleSource for Cursor<Vec<u8>> {
+    fn map_prefix(&mut self, len: u64) -> std::io::Result<PayloadMap<'_>> {
+        let bytes = self.get_ref();
+        let len = usize::try_from(len)
+            .ok()
+            .filter(|&l| l <= bytes.len())
+            .ok_or_else(|| std::io::Error::other("prefix beyond the end of the buffer"))?;
+        Ok(PayloadMap::Borrowed(&bytes[..len]))
+    }
+}
+
+/// A `Read + Seek` view of the region `[offset, offset + len)` of an inner reader.
+pub struct Region<R> {
+    inner: R,
+    offset: u64,
+    len: u64,
+    pos: u64,
+}
+
+impl<R: Read + Seek> Region<R> {
+    /// Wraps `[offset, offset + len)` of `inner`.
+    pub fn new(inner: R, offset: u64, len: u64) -> Self {
+        Region {
+            inner,
+            offset,
+            len,
+            pos: 0,
+        }
+    }
+}
+
+impl<R: Read + Seek> Read for Region<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let remaining = self.len.saturating_sub(self.pos);
+        let n = (buf.len() as u64).min(remaining) as usize;
+        if n == 0 {
+            return Ok(0);
+        }
+        self.inner.seek(SeekFrom::Start(self.offset + self.pos))?;
+        let n = self.inner.read(&mut buf[..n])?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl<R: Read + Seek> Seek for Region<R> {
+    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+        let target = match pos {
+            SeekFrom::Start(p) => Some(p),
+            SeekFrom::End(d) => self.len.checked_add_signed(d),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        }
+        .ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "seek before start")
+        })?;
+        self.pos = target;
+        Ok(target)
+    }
+}
+
 /// Appends `cms` and its length (u64 big-endian) to a writer positioned at the end of the
 /// payload. Refuses a CMS above `max_signature_size` (use [`DEFAULT_MAX_SIGNATURE_SIZE`] for
 /// rauc 1.8 targets) or an empty one.
