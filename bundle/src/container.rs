@@ -62,7 +62,7 @@ impl Layout {
 
     /// Whether the payload is a whole number of 4 KiB blocks (required for verity/crypt).
     pub fn payload_aligned(&self) -> bool {
-        self.payload_size % 4096 == 0
+        self.payload_size.is_multiple_of(4096)
     }
 }
 

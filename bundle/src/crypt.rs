@@ -36,7 +36,7 @@ pub fn sector_iv(sector: u64) -> [u8; AES_BLOCK] {
 }
 
 fn check_len(len: usize) -> Result<()> {
-    if len % SECTOR_SIZE != 0 {
+    if !len.is_multiple_of(SECTOR_SIZE) {
         return Err(Error::size(format!(
             "Incomplete read: Input size must be multiple of 4096 (got {len} bytes)"
         )));
@@ -267,7 +267,7 @@ pub struct DecryptingReader<R> {
 impl<R: Read + Seek> DecryptingReader<R> {
     /// Wraps the region `[offset, offset + len)` of `inner`; `len` must be a multiple of 4096.
     pub fn new(inner: R, key: CryptKey, offset: u64, len: u64) -> Result<Self> {
-        if len % SECTOR_SIZE as u64 != 0 {
+        if !len.is_multiple_of(SECTOR_SIZE as u64) {
             return Err(Error::size(format!(
                 "Incomplete read: Input size must be multiple of 4096 (got {len} bytes)"
             )));

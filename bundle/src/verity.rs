@@ -62,7 +62,7 @@ impl TreeGeometry {
 
     /// The geometry for a data area of `data_size` bytes (a non-zero multiple of 4096).
     pub fn for_data_size(data_size: u64) -> Result<Self> {
-        if data_size % BLOCK_SIZE as u64 != 0 {
+        if !data_size.is_multiple_of(BLOCK_SIZE as u64) {
             return Err(Error::size(format!(
                 "verity data size {data_size} is not a multiple of 4096"
             )));

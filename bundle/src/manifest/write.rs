@@ -46,10 +46,10 @@ impl Manifest {
     /// features rauc 1.8 rejects is an error. As in RAUC, `min-rauc-version` is never written
     /// (with `Latest` it is dropped; with `Rauc18` it is refused).
     pub fn to_text(&self, vocabulary: Vocabulary) -> Result<String> {
-        if vocabulary == Vocabulary::Rauc18 {
-            if let Some(feature) = self.beyond_rauc18().into_iter().next() {
-                return Err(Error::Vocabulary { feature });
-            }
+        if vocabulary == Vocabulary::Rauc18
+            && let Some(feature) = self.beyond_rauc18().into_iter().next()
+        {
+            return Err(Error::Vocabulary { feature });
         }
         let mut w = KeyFileWriter::new();
         self.write_update(&mut w);
@@ -89,10 +89,10 @@ impl Manifest {
             }
             BundleFormat::Verity | BundleFormat::Crypt => {
                 w.group("bundle");
-                if b.format == BundleFormat::Crypt {
-                    if let Some(key) = &b.crypt_key {
-                        w.string("crypt-key", key.expose());
-                    }
+                if b.format == BundleFormat::Crypt
+                    && let Some(key) = &b.crypt_key
+                {
+                    w.string("crypt-key", key.expose());
                 }
                 w.string("format", b.format.as_str())
                     .opt_string("verity-hash", b.verity_hash.as_deref())
@@ -137,10 +137,10 @@ fn write_image(w: &mut KeyFileWriter, image: &Image) {
         ("convert", &image.convert),
         ("converted", &image.converted),
     ] {
-        if let Some(items) = list {
-            if key != "converted" || !items.is_empty() {
-                w.list(key, items);
-            }
+        if let Some(items) = list
+            && (key != "converted" || !items.is_empty())
+        {
+            w.list(key, items);
         }
     }
 }
