@@ -12,6 +12,7 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use openssl::x509::X509;
+use zeroize::Zeroizing;
 
 use crate::cms::verify::{self, Keyring};
 use crate::cms::{self, CmsKind, SignedDataInfo};
@@ -33,9 +34,18 @@ pub enum OpenedBundle<R = File> {
 }
 
 impl Bundle {
-    /// Opens a bundle file: trailer and bounds checks, then CMS classification.
-    pub fn open(path: impl AsRef<Path>, options: OpenOptions) -> Result<OpenedBundle<File>> {
-        OpenedBundle::classify(BundleFile::open(path, options)?)
+    /// Opens a bundle file with rauc 1.8's limits (CMS ≤ 64 KiB): trailer and bounds checks,
+    /// then CMS classification.
+    pub fn open(path: impl AsRef<Path>) -> Result<OpenedBundle<File>> {
+        Self::open_with(path, OpenOptions::default())
+    }
+
+    /// Opens a bundle file with explicit options (e.g. `max-bundle-signature-size`).
+    pub fn open_with(path: impl AsRef<Path>, options: OpenOptions) -> Result<OpenedBundle<File>> {
+        let path = path.as_ref();
+        let opened = OpenedBundle::classify(BundleFile::open(path, options)?)?;
+        tracing::debug!(path = %path.display(), layout = ?opened.layout(), "opened bundle");
+        Ok(opened)
     }
 
     /// Opens a bundle held in memory.
@@ -106,7 +116,8 @@ impl<R: BundleSource> EnvelopedBundle<R> {
 /// A bundle with a SignedData (possibly decrypted from an envelope), not yet verified.
 pub struct SignedBundle<R = File> {
     file: BundleFile<R>,
-    cms: Vec<u8>,
+    /// Zeroized on drop: a decrypted SignedData carries the crypt key in its manifest.
+    cms: Zeroizing<Vec<u8>>,
     encrypted: bool,
     info: SignedDataInfo,
 }
@@ -116,7 +127,7 @@ impl<R: BundleSource> SignedBundle<R> {
         let info = cms::inspect(&cms)?;
         Ok(SignedBundle {
             file,
-            cms,
+            cms: Zeroizing::new(cms),
             encrypted,
             info,
         })
@@ -159,8 +170,13 @@ impl<R: BundleSource> SignedBundle<R> {
         let contents = if self.info.detached {
             Contents::Plain { manifest: None }
         } else {
-            Contents::external(signature.content.clone(), layout)?
+            Contents::external(signature.content.to_vec(), layout)?
         };
+        tracing::debug!(
+            signers = signature.chain.len(),
+            encrypted = self.encrypted,
+            "bundle signature verified"
+        );
         let signature =
             SignatureInfo::new(signature.chain, signature.signing_time, signature.warnings)?;
         Ok(VerifiedBundle {
@@ -175,7 +191,7 @@ impl<R: BundleSource> SignedBundle<R> {
     /// The result gives no access to the payload and cannot become a [`VerifiedBundle`].
     pub fn inspect_unverified(self) -> Result<UnverifiedBundle> {
         let manifest = match &self.info.econtent {
-            Some(bytes) => Some(LoadedManifest::load(bytes.clone())?),
+            Some(bytes) => Some(LoadedManifest::load(bytes.to_vec())?),
             None => None,
         };
         Ok(UnverifiedBundle {

@@ -40,7 +40,7 @@ fn valid_signature_returns_content_chain_and_time() {
         &Keyring::from_file(pki.path("root.cert.pem")),
     )
     .unwrap();
-    assert_eq!(v.content, MANIFEST);
+    assert_eq!(v.content.as_slice(), MANIFEST);
     let subjects: Vec<String> = v
         .chain
         .iter()
@@ -246,7 +246,7 @@ fn ber_from_openssl_stream_is_accepted() {
     ]));
     let cms = std::fs::read(pki.path("ber.der")).unwrap();
     let v = verify(&cms, None, &Keyring::from_file(pki.path("root.cert.pem"))).unwrap();
-    assert_eq!(v.content, MANIFEST);
+    assert_eq!(v.content.as_slice(), MANIFEST);
 }
 
 #[test]

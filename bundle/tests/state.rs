@@ -65,17 +65,14 @@ fn replace_cms(path: &Path, cms: &[u8]) {
 #[test]
 fn verity_bundle_verifies_and_exposes_everything() {
     let (tmp, pki, path, manifest) = setup(Kind::Verity);
-    let signed = Bundle::open(&path, OpenOptions::default())
-        .unwrap()
-        .require_signed()
-        .unwrap();
+    let signed = Bundle::open(&path).unwrap().require_signed().unwrap();
     assert!(!signed.is_detached());
     let mut v = signed.verify(&keyring(&pki)).unwrap();
     assert_eq!(v.format(), BundleFormat::Verity);
     let loaded = v.manifest().unwrap();
     assert_eq!(loaded.manifest, manifest);
     assert_eq!(
-        loaded.bytes,
+        loaded.bytes.as_slice(),
         manifest.to_text(Vocabulary::Rauc18).unwrap().as_bytes()
     );
     assert_eq!(loaded.hash, openssl::sha::sha256(&loaded.bytes));
@@ -93,7 +90,7 @@ fn verity_bundle_verifies_and_exposes_everything() {
 #[test]
 fn crypt_bundle_decrypts_on_the_fly() {
     let (tmp, pki, path, manifest) = setup(Kind::Crypt);
-    let mut v = Bundle::open(&path, OpenOptions::default())
+    let mut v = Bundle::open(&path)
         .unwrap()
         .require_signed()
         .unwrap()
@@ -112,10 +109,7 @@ fn crypt_bundle_decrypts_on_the_fly() {
 #[test]
 fn plain_bundle_manifest_comes_from_the_squashfs() {
     let (tmp, pki, path, _) = setup(Kind::Plain);
-    let signed = Bundle::open(&path, OpenOptions::default())
-        .unwrap()
-        .require_signed()
-        .unwrap();
+    let signed = Bundle::open(&path).unwrap().require_signed().unwrap();
     assert!(signed.is_detached());
     let mut v = signed.verify(&keyring(&pki)).unwrap();
     assert_eq!(v.format(), BundleFormat::Plain);
@@ -145,7 +139,7 @@ fn corruption_is_caught_where_rauc_catches_it() {
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[5000] ^= 1;
     std::fs::write(&path, &bytes).unwrap();
-    let mut v = Bundle::open(&path, OpenOptions::default())
+    let mut v = Bundle::open(&path)
         .unwrap()
         .require_signed()
         .unwrap()
@@ -224,7 +218,7 @@ fn signed_manifest_must_fit_the_payload() {
             Content::Inline(text.as_bytes()),
         ),
     );
-    let err = Bundle::open(&path, OpenOptions::default())
+    let err = Bundle::open(&path)
         .unwrap()
         .require_signed()
         .unwrap()
@@ -246,7 +240,7 @@ fn signed_manifest_must_fit_the_payload() {
             Content::Inline(text.as_bytes()),
         ),
     );
-    let err = Bundle::open(&path, OpenOptions::default())
+    let err = Bundle::open(&path)
         .unwrap()
         .require_signed()
         .unwrap()
@@ -306,16 +300,12 @@ fn enveloped_bundles_need_a_key() {
         ])
         .arg(pki.path("rsa.cert.pem")));
     replace_cms(&path, &std::fs::read(tmp.path().join("env.der")).unwrap());
-    let opened = Bundle::open(&path, OpenOptions::default()).unwrap();
+    let opened = Bundle::open(&path).unwrap();
     let OpenedBundle::Enveloped(env) = opened else {
         panic!("expected an EnvelopedData bundle");
     };
     assert!(env.decrypt(&MockRecipientKey).is_err());
-    let err = Bundle::open(&path, OpenOptions::default())
-        .unwrap()
-        .require_signed()
-        .err()
-        .unwrap();
+    let err = Bundle::open(&path).unwrap().require_signed().err().unwrap();
     assert!(matches!(err, Error::NoDecryptionKey));
     assert_eq!(
         err.to_string(),

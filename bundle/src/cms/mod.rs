@@ -57,21 +57,41 @@ pub enum CmsKind {
     Enveloped,
 }
 
-/// What can be read from a SignedData without verifying it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What can be read from a SignedData without verifying it. `Debug` omits the content (a crypt
+/// bundle's manifest holds the crypt key), which is zeroized on drop.
+#[derive(Clone, PartialEq, Eq)]
 pub struct SignedDataInfo {
     /// Whether the content is absent (detached signature: plain bundles).
     pub detached: bool,
     /// The encapsulated content type.
     pub econtent_type: ObjectIdentifier,
     /// The inline content (the external manifest), if any. Unauthenticated until verified.
-    pub econtent: Option<Vec<u8>>,
+    pub econtent: Option<zeroize::Zeroizing<Vec<u8>>>,
     /// Number of SignerInfos.
     pub signer_count: usize,
     /// The first signer's `signingTime` attribute, if present.
     pub signing_time: Option<SystemTime>,
     /// The embedded certificates (DER), in stored order.
     pub certificates: Vec<Vec<u8>>,
+}
+
+impl std::fmt::Debug for SignedDataInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignedDataInfo")
+            .field("detached", &self.detached)
+            .field("econtent_type", &self.econtent_type)
+            .field(
+                "econtent",
+                &self
+                    .econtent
+                    .as_ref()
+                    .map(|c| format!("<{} bytes>", c.len())),
+            )
+            .field("signer_count", &self.signer_count)
+            .field("signing_time", &self.signing_time)
+            .field("certificates", &self.certificates.len())
+            .finish()
+    }
 }
 
 /// Re-encodes BER as DER through OpenSSL (which accepts both); DER passes through unchanged.
@@ -131,7 +151,8 @@ pub fn inspect(cms: &[u8]) -> Result<SignedDataInfo> {
             any.decode_as::<der::asn1::OctetString>()
                 .map_err(|e| Error::cms(format!("eContent is not an OCTET STRING: {e}")))?
                 .into_bytes(),
-        ),
+        )
+        .map(zeroize::Zeroizing::new),
     };
     let signers: Vec<&SignerInfo> = sd.signer_infos.0.iter().collect();
     let signing_time = match signers.first() {

@@ -50,17 +50,29 @@ impl Keyring {
     }
 }
 
-/// A successfully verified signature.
-#[derive(Debug, Clone)]
+/// A successfully verified signature. The content (a crypt bundle's manifest holds the crypt
+/// key) is zeroized on drop and left out of `Debug`.
+#[derive(Clone)]
 pub struct VerifiedSignature {
     /// The signed content (the external manifest); empty for a detached signature.
-    pub content: Vec<u8>,
+    pub content: zeroize::Zeroizing<Vec<u8>>,
     /// The verified chain, signer first, trust anchor last.
     pub chain: Vec<X509>,
     /// The signer's `signingTime`, if present.
     pub signing_time: Option<SystemTime>,
     /// Warnings RAUC would print (e.g. "Detected CRL but CRL checking is disabled!").
     pub warnings: Vec<String>,
+}
+
+impl std::fmt::Debug for VerifiedSignature {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifiedSignature")
+            .field("content", &format_args!("<{} bytes>", self.content.len()))
+            .field("chain", &self.chain)
+            .field("signing_time", &self.signing_time)
+            .field("warnings", &self.warnings)
+            .finish()
+    }
 }
 
 impl VerifiedSignature {
@@ -326,20 +338,20 @@ pub fn verify(
     let store = build_store(keyring, info.signing_time, &mut warnings)?;
     let mut cms = CmsContentInfo::from_der(cms_der)
         .map_err(|e| Error::cms(format!("failed to parse signature: {}", openssl_reason(&e))))?;
-    let mut content = Vec::new();
+    let mut content = zeroize::Zeroizing::new(Vec::new());
     let flags = if detached.is_some() {
         CMSOptions::BINARY | CMSOptions::DETACHED
     } else {
         CMSOptions::BINARY
     };
-    cms.verify(None, Some(&store), detached, Some(&mut content), flags)
+    cms.verify(None, Some(&store), detached, Some(&mut *content), flags)
         .map_err(|e| Error::SignatureVerification {
             reason: openssl_reason(&e),
         })?;
     let chain = signer_chain(&info.certificates, cms_der, &store)?;
     Ok(VerifiedSignature {
         content: if detached.is_some() {
-            Vec::new()
+            zeroize::Zeroizing::new(Vec::new())
         } else {
             content
         },

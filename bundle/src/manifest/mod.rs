@@ -209,14 +209,27 @@ pub struct Manifest {
 }
 
 /// A manifest together with the exact bytes it was loaded from and their SHA-256.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// The bytes of a crypt bundle's manifest contain the crypt key: they are zeroized on drop and
+/// `Debug` shows only their length.
+#[derive(Clone, PartialEq, Eq)]
 pub struct LoadedManifest {
     /// The parsed manifest.
     pub manifest: Manifest,
     /// The bytes as loaded (the CMS eContent or the `manifest.raucm` file).
-    pub bytes: Vec<u8>,
+    pub bytes: zeroize::Zeroizing<Vec<u8>>,
     /// SHA-256 of `bytes` (RAUC's "Manifest Hash").
     pub hash: [u8; 32],
+}
+
+impl std::fmt::Debug for LoadedManifest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedManifest")
+            .field("manifest", &self.manifest)
+            .field("bytes", &format_args!("<{} bytes>", self.bytes.len()))
+            .field("hash", &self.hash_hex())
+            .finish()
+    }
 }
 
 impl LoadedManifest {
@@ -226,7 +239,7 @@ impl LoadedManifest {
         let hash = openssl::sha::sha256(&bytes);
         Ok(LoadedManifest {
             manifest,
-            bytes,
+            bytes: zeroize::Zeroizing::new(bytes),
             hash,
         })
     }
