@@ -147,12 +147,11 @@ pub fn inspect(cms: &[u8]) -> Result<SignedDataInfo> {
     let sd = signed_data(cms)?;
     let econtent = match &sd.encap_content_info.econtent {
         None => None,
-        Some(any) => Some(
+        Some(any) => Some(zeroize::Zeroizing::new(
             any.decode_as::<der::asn1::OctetString>()
                 .map_err(|e| Error::cms(format!("eContent is not an OCTET STRING: {e}")))?
                 .into_bytes(),
-        )
-        .map(zeroize::Zeroizing::new),
+        )),
     };
     let signers: Vec<&SignerInfo> = sd.signer_infos.0.iter().collect();
     let signing_time = match signers.first() {
