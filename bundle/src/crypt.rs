@@ -26,7 +26,7 @@ pub const SECTOR_SIZE: usize = 4096;
 const AES_BLOCK: usize = 16;
 const BLOCKS_PER_SECTOR: usize = SECTOR_SIZE / AES_BLOCK;
 /// Sectors whose CBC chains are interleaved in one ECB call.
-const GROUP: usize = 64;
+const GROUP: usize = 8;
 
 /// The plain64 IV of 4096-byte sector `sector`: the 512-byte sector number, little-endian.
 pub fn sector_iv(sector: u64) -> [u8; AES_BLOCK] {
@@ -103,11 +103,15 @@ fn encrypt_sectors(ctx: &mut CipherCtx, data: &mut [u8], first_sector: u64) -> R
 /// Encrypts `data` in place; its first sector has number `first_sector` (0 for a payload).
 pub fn encrypt_in_place(data: &mut [u8], key: &CryptKey, first_sector: u64) -> Result<()> {
     check_len(data.len())?;
-    data.par_chunks_mut(GROUP * SECTOR_SIZE * 2)
+    data.par_chunks_mut(SECTOR_SIZE * HASHES_PER_BLOCK)
         .enumerate()
         .try_for_each(|(i, chunk)| {
             let mut ctx = ecb_encryptor(key)?;
-            encrypt_sectors(&mut ctx, chunk, first_sector + (i * GROUP * 2) as u64)
+            encrypt_sectors(
+                &mut ctx,
+                chunk,
+                first_sector + (i * HASHES_PER_BLOCK) as u64,
+            )
         })
 }
 
