@@ -1,9 +1,9 @@
 //! GLib `GKeyFile` syntax with RAUC's strictness, for manifests, `system.conf` and status files.
 //!
 //! Reading is *consume-based*, as in RAUC: a parser takes every key it knows out of a
-//! [`Group`] and then calls [`Group::finish`], which rejects any key left over ("Invalid key 'K'
-//! in group '[G]'"); likewise [`KeyFile::finish`] rejects groups nobody took ("Invalid group
-//! '[G]'"). Syntax rules (confirmed against GLib 2.74, `rauc-format.md` §2.1):
+//! [`Group`] and then calls [`Group::finish`], which rejects any key left over (`Invalid key 'K'
+//! in group '[G]'`); likewise [`KeyFile::finish`] rejects groups nobody took (`Invalid group
+//! '[G]'`). Syntax rules (confirmed against GLib 2.74, `rauc-format.md` §2.1):
 //!
 //! * `[group]` headers, `key=value` lines, `#` comments and blank lines; a key before the first
 //!   group is an error.

@@ -15,8 +15,8 @@ impl Manifest {
         Manifest::parse(text)
     }
 
-    /// Parses manifest text. Unknown keys and groups are errors ("Invalid key 'K' in group
-    /// '[G]'", "Invalid group '[G]'"); the latest RAUC vocabulary is accepted.
+    /// Parses manifest text. Unknown keys and groups are errors (`Invalid key 'K' in group
+    /// '[G]'`, `Invalid group '[G]'`); the latest RAUC vocabulary is accepted.
     pub fn parse(text: &str) -> Result<Manifest> {
         let mut kf = KeyFile::parse(text)?;
         let update = parse_update(&mut kf)?;
