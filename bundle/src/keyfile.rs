@@ -1,9 +1,9 @@
 //! GLib `GKeyFile` syntax with RAUC's strictness, for manifests, `system.conf` and status files.
 //!
 //! Reading is *consume-based*, as in RAUC: a parser takes every key it knows out of a
-//! [`Group`] and then calls [`Group::finish`], which rejects any key left over ("Invalid key 'K'
-//! in group '[G]'"); likewise [`KeyFile::finish`] rejects groups nobody took ("Invalid group
-//! '[G]'"). Syntax rules (confirmed against GLib 2.74, `rauc-format.md` §2.1):
+//! [`Group`] and then calls [`Group::finish`], which rejects any key left over (`Invalid key 'K'
+//! in group '[G]'`); likewise [`KeyFile::finish`] rejects groups nobody took (`Invalid group
+//! '[G]'`). Syntax rules (confirmed against GLib 2.74, `rauc-format.md` §2.1):
 //!
 //! * `[group]` headers, `key=value` lines, `#` comments and blank lines; a key before the first
 //!   group is an error.
@@ -101,11 +101,12 @@ impl KeyFile {
         for (idx, raw) in text.split('\n').enumerate() {
             let line_no = idx + 1;
             let line = raw.strip_suffix('\r').unwrap_or(raw);
-            let trimmed = line.trim_start();
+            let trimmed = line.trim_start_matches(is_glib_space);
             if trimmed.is_empty() || trimmed.starts_with('#') {
                 continue;
             }
-            if let Some(name) = parse_group_header(trimmed) {
+            // GLib accepts spaces and tabs after the closing bracket of a group header
+            if let Some(name) = parse_group_header(trimmed.trim_end_matches([' ', '\t'])) {
                 current = Some(kf.group_index_or_insert(name));
                 continue;
             }
@@ -115,7 +116,7 @@ impl KeyFile {
                     text: line.to_string(),
                 });
             };
-            let key = key.trim();
+            let key = key.trim_end_matches(is_glib_space);
             if key.is_empty() {
                 return Err(KeyFileError::Syntax {
                     line: line_no,
@@ -125,7 +126,7 @@ impl KeyFile {
             let Some(gi) = current else {
                 return Err(KeyFileError::KeyBeforeGroup { line: line_no });
             };
-            kf.groups[gi].set_raw(key, value.trim_start());
+            kf.groups[gi].set_raw(key, value.trim_start_matches(is_glib_space));
         }
         Ok(kf)
     }
@@ -173,6 +174,12 @@ impl KeyFile {
             None => Ok(()),
         }
     }
+}
+
+/// GLib's `g_ascii_isspace`: space, tab, newline, vertical tab, form feed, carriage return (not
+/// Unicode whitespace such as U+00A0).
+fn is_glib_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\x0b' | '\x0c' | '\r')
 }
 
 fn parse_group_header(line: &str) -> Option<&str> {
@@ -288,7 +295,7 @@ impl Group {
         let Some(raw) = self.take_raw(key) else {
             return Ok(None);
         };
-        let digits = raw.trim_start();
+        let digits = raw.trim_start_matches(is_glib_space);
         if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return Err(self.invalid(key, &raw, "expected an unsigned decimal integer"));
         }
@@ -357,18 +364,26 @@ fn unescape(raw: &str, in_list: bool) -> Option<String> {
     Some(out)
 }
 
-/// Escapes a value as GLib writes strings: a leading space becomes `\s`, newline `\n`, CR `\r`,
-/// backslash `\\`; tabs are written literally. In list items `;` becomes `\;`.
+/// Escapes a value as GLib writes strings (`g_key_file_parse_string_as_value`): spaces and tabs
+/// of the leading whitespace run become `\s` and `\t`, newline `\n`, CR `\r`, backslash `\\`;
+/// later tabs are written literally. In list items `;` becomes `\;`.
 fn escape(value: &str, in_list: bool) -> String {
     let mut out = String::with_capacity(value.len());
-    for (i, c) in value.chars().enumerate() {
+    let mut leading = true;
+    for c in value.chars() {
         match c {
-            ' ' if i == 0 => out.push_str("\\s"),
+            ' ' if leading => out.push_str("\\s"),
+            '\t' if leading => out.push_str("\\t"),
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\\' => out.push_str("\\\\"),
             ';' if in_list => out.push_str("\\;"),
-            c => out.push(c),
+            c => {
+                if c != ' ' && c != '\t' {
+                    leading = false;
+                }
+                out.push(c)
+            }
         }
     }
     out
@@ -516,6 +531,21 @@ mod tests {
             g.take_string("c"),
             Err(KeyFileError::MissingValue { .. })
         ));
+    }
+
+    #[test]
+    fn glib_whitespace_is_ascii_only_and_leading_tabs_are_escaped() {
+        let mut kf = KeyFile::parse("[g] \t\n a =\u{a0}x\n\tb=\t\ty\n").unwrap();
+        let mut g = kf.take_group("g").unwrap();
+        assert_eq!(g.take_string("a").unwrap().unwrap(), "\u{a0}x");
+        assert_eq!(g.take_string("b").unwrap().unwrap(), "y");
+        let mut w = KeyFileWriter::new();
+        w.group("g").string("k", "\t x\ty ");
+        let text = w.finish();
+        assert_eq!(text, "[g]\nk=\\t\\sx\ty \n");
+        let mut kf = KeyFile::parse(&text).unwrap();
+        let mut g = kf.take_group("g").unwrap();
+        assert_eq!(g.take_string("k").unwrap().unwrap(), "\t x\ty ");
     }
 
     #[test]
