@@ -56,11 +56,11 @@ fn main() {
     let file = File::options().read(true).write(true).open(&path).unwrap();
     let mut params = None;
     timed("verity (first run)", || {
-        params = Some(verity::append_tree(&file, size, &salt).unwrap());
+        params = Some(verity::append_tree(&file, size, &salt, &|_| {}).unwrap());
     });
     for run in 0..3 {
         timed(&format!("verity build #{run}"), || {
-            verity::append_tree(&file, size, &salt).unwrap();
+            verity::append_tree(&file, size, &salt, &|_| {}).unwrap();
         });
     }
     let params = params.unwrap();
@@ -70,7 +70,7 @@ fn main() {
     let key = CryptKey::from_bytes([9u8; 32]);
     for run in 0..3 {
         timed(&format!("crypt enc+hash #{run}"), || {
-            crypt::encrypt_file_and_append_tree(&file, size, &key, &salt).unwrap();
+            crypt::encrypt_file_and_append_tree(&file, size, &key, &salt, &|_| {}).unwrap();
         });
     }
     in_memory();

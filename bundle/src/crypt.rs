@@ -192,11 +192,13 @@ pub fn encrypt_and_hash(data: &mut [u8], key: &CryptKey, salt: &[u8; SALT_LEN]) 
 
 /// Encrypts the first `data_size` bytes of `file` in place, appends the dm-verity tree over the
 /// ciphertext and returns the verity parameters: the whole crypt payload in one pass.
+/// `progress` receives the data bytes encrypted and hashed.
 pub fn encrypt_file_and_append_tree(
     file: &std::fs::File,
     data_size: u64,
     key: &CryptKey,
     salt: &[u8; SALT_LEN],
+    progress: crate::Progress,
 ) -> Result<crate::manifest::VerityParams> {
     let geometry = TreeGeometry::for_data_size(data_size)?;
     let tree = if geometry.levels() == 0 {
@@ -207,7 +209,7 @@ pub fn encrypt_file_and_append_tree(
         file.write_all_at(&block, 0).map_err(io)?;
         verity::build_tree(&block, salt)?
     } else {
-        let leaves = encrypt_and_hash_file(file, data_size, &geometry, key, salt)?;
+        let leaves = encrypt_and_hash_file(file, data_size, &geometry, key, salt, progress)?;
         verity::build_from_leaves(&geometry, leaves, salt)
     };
     verity::write_tree(file, data_size, &geometry, &tree)?;
@@ -227,6 +229,7 @@ fn encrypt_and_hash_file(
     geometry: &TreeGeometry,
     key: &CryptKey,
     salt: &[u8; SALT_LEN],
+    progress: crate::Progress,
 ) -> Result<Vec<u8>> {
     const CHUNK: u64 = (SECTOR_SIZE * HASHES_PER_BLOCK) as u64;
     let io = |e| Error::io("failed to encrypt payload", "<bundle>", e);
@@ -249,7 +252,9 @@ fn encrypt_and_hash_file(
                     digests,
                     salt,
                 )?;
-                file.write_all_at(chunk, offset).map_err(io)
+                file.write_all_at(chunk, offset).map_err(io)?;
+                progress(len as u64);
+                Ok::<(), Error>(())
             },
         )?;
     Ok(leaves)

@@ -18,3 +18,7 @@ pub mod state;
 pub mod verity;
 
 pub use error::{Error, Result};
+
+/// A progress callback for long passes over a payload: called, from any worker thread, with the
+/// number of bytes just processed.
+pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);

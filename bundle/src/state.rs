@@ -304,11 +304,11 @@ pub struct VerifiedBundle<R = File> {
     contents: Contents,
 }
 
-/// A readable and seekable stream.
-pub trait ReadSeek: Read + Seek {}
-impl<T: Read + Seek> ReadSeek for T {}
+/// A readable and seekable stream that can move between threads.
+pub trait ReadSeek: Read + Seek + Send {}
+impl<T: Read + Seek + Send> ReadSeek for T {}
 
-impl<R: BundleSource> VerifiedBundle<R> {
+impl<R: BundleSource + Send> VerifiedBundle<R> {
     /// The bundle format.
     pub fn format(&self) -> BundleFormat {
         match &self.contents {

@@ -15,7 +15,7 @@ use openssl::sha::Sha256;
 use rayon::prelude::*;
 
 use crate::manifest::VerityParams;
-use crate::{Error, Result};
+use crate::{Error, Progress, Result};
 
 /// Data and hash block size.
 pub const BLOCK_SIZE: usize = 4096;
@@ -111,7 +111,7 @@ pub fn hash_block(salt: &[u8; SALT_LEN], block: &[u8]) -> [u8; DIGEST_LEN] {
 
 /// Hashes every 4 KiB block of `input` into a zero-padded level buffer of `out_blocks` blocks,
 /// in parallel (one task per output hash block).
-fn hash_level(salt: &[u8; SALT_LEN], input: &[u8], out_blocks: u64) -> Vec<u8> {
+fn hash_level(salt: &[u8; SALT_LEN], input: &[u8], out_blocks: u64, progress: Progress) -> Vec<u8> {
     let mut out = vec![0u8; out_blocks as usize * BLOCK_SIZE];
     out.par_chunks_mut(BLOCK_SIZE)
         .zip(input.par_chunks(BLOCK_SIZE * HASHES_PER_BLOCK))
@@ -119,6 +119,7 @@ fn hash_level(salt: &[u8; SALT_LEN], input: &[u8], out_blocks: u64) -> Vec<u8> {
             for (digest, block) in dst.chunks_exact_mut(DIGEST_LEN).zip(src.chunks(BLOCK_SIZE)) {
                 digest.copy_from_slice(&hash_block(salt, block));
             }
+            progress(src.len() as u64);
         });
     out
 }
@@ -134,6 +135,11 @@ pub struct Tree {
 
 /// Builds the tree over `data` (a non-zero multiple of 4 KiB).
 pub fn build_tree(data: &[u8], salt: &[u8; SALT_LEN]) -> Result<Tree> {
+    build_tree_reporting(data, salt, &|_| {})
+}
+
+/// [`build_tree`], reporting the data bytes hashed.
+fn build_tree_reporting(data: &[u8], salt: &[u8; SALT_LEN], progress: Progress) -> Result<Tree> {
     let geometry = TreeGeometry::for_data_size(data.len() as u64)?;
     if geometry.levels() == 0 {
         return Ok(Tree {
@@ -141,7 +147,7 @@ pub fn build_tree(data: &[u8], salt: &[u8; SALT_LEN]) -> Result<Tree> {
             root_hash: hash_block(salt, data),
         });
     }
-    let leaves = hash_level(salt, data, geometry.level_blocks(0));
+    let leaves = hash_level(salt, data, geometry.level_blocks(0), progress);
     Ok(build_from_leaves(&geometry, leaves, salt))
 }
 
@@ -154,7 +160,7 @@ pub fn build_from_leaves(geometry: &TreeGeometry, leaves: Vec<u8>, salt: &[u8; S
     );
     let mut levels = vec![leaves];
     for i in 1..geometry.levels() {
-        let next = hash_level(salt, &levels[i - 1], geometry.level_blocks(i));
+        let next = hash_level(salt, &levels[i - 1], geometry.level_blocks(i), &|_| {});
         levels.push(next);
     }
     let root_hash = hash_block(salt, levels.last().expect("at least one level"));
@@ -187,7 +193,7 @@ pub fn verify_tree(
         let offset = geometry.level_offset(level) as usize;
         let len = geometry.level_blocks(level) as usize * BLOCK_SIZE;
         let stored = &tree[offset..offset + len];
-        let computed = hash_level(salt, below, geometry.level_blocks(level));
+        let computed = hash_level(salt, below, geometry.level_blocks(level), &|_| {});
         compare_level(level, &computed, stored, below.len() / BLOCK_SIZE)?;
         below = stored;
     }
@@ -247,8 +253,14 @@ fn map_region(file: &File, len: u64) -> Result<memmap2::Mmap> {
 }
 
 /// Builds the tree over the first `data_size` bytes of `file`, writes it right after them
-/// (truncating anything beyond) and returns the verity parameters.
-pub fn append_tree(file: &File, data_size: u64, salt: &[u8; SALT_LEN]) -> Result<VerityParams> {
+/// (truncating anything beyond) and returns the verity parameters. `progress` receives the data
+/// bytes hashed.
+pub fn append_tree(
+    file: &File,
+    data_size: u64,
+    salt: &[u8; SALT_LEN],
+    progress: Progress,
+) -> Result<VerityParams> {
     let geometry = TreeGeometry::for_data_size(data_size)?;
     let file_len = file
         .metadata()
@@ -261,7 +273,7 @@ pub fn append_tree(file: &File, data_size: u64, salt: &[u8; SALT_LEN]) -> Result
     }
     let tree = {
         let map = map_region(file, data_size)?;
-        build_tree(&map, salt)?
+        build_tree_reporting(&map, salt, progress)?
     };
     write_tree(file, data_size, &geometry, &tree)?;
     Ok(VerityParams {

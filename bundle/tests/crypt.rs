@@ -123,7 +123,8 @@ fn file_pass_builds_a_payload_veritysetup_accepts() {
     let key = CryptKey::from_bytes([8; 32]);
     let salt = [6u8; 32];
     let params =
-        crypt::encrypt_file_and_append_tree(&file, plain.len() as u64, &key, &salt).unwrap();
+        crypt::encrypt_file_and_append_tree(&file, plain.len() as u64, &key, &salt, &|_| {})
+            .unwrap();
     let bytes = std::fs::read(&path).unwrap();
     assert_eq!(bytes.len() as u64, plain.len() as u64 + params.tree_size);
     assert!(bytes[..plain.len()] == reference_encrypt(&plain, &key, 0)[..]);

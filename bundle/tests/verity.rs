@@ -58,7 +58,7 @@ fn check_against_veritysetup(blocks: u32) {
     fs::write(&theirs, &data).unwrap();
     let root = veritysetup_format(&theirs, data.len() as u64, SALT_HEX);
     let file = File::options().read(true).write(true).open(&ours).unwrap();
-    let params = append_tree(&file, data.len() as u64, &salt()).unwrap();
+    let params = append_tree(&file, data.len() as u64, &salt(), &|_| {}).unwrap();
     assert_eq!(
         params.root_hash_hex(),
         root,

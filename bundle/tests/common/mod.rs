@@ -396,9 +396,10 @@ pub fn build_bundle(
             let params = if matches!(kind, Kind::Crypt) {
                 let key = CryptKey::generate().unwrap();
                 manifest.set_crypt_key(&key);
-                bundle::crypt::encrypt_file_and_append_tree(&file, data_size, &key, &salt).unwrap()
+                bundle::crypt::encrypt_file_and_append_tree(&file, data_size, &key, &salt, &|_| {})
+                    .unwrap()
             } else {
-                bundle::verity::append_tree(&file, data_size, &salt).unwrap()
+                bundle::verity::append_tree(&file, data_size, &salt, &|_| {}).unwrap()
             };
             manifest.set_verity(&params);
             let text = manifest.to_text(Vocabulary::Rauc18).unwrap();
