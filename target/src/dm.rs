@@ -111,7 +111,7 @@ fn control() -> Result<DM, MountError> {
 /// A short description of a `devicemapper` error: the errno when there is one.
 fn describe(err: &DmError) -> String {
     match errno_of(err) {
-        Some(errno) => format!("{} ({})", errno.desc(), errno),
+        Some(errno) => errno.to_string(),
         None => err.to_string(),
     }
 }
@@ -160,7 +160,7 @@ impl DmDevice {
             MountError::Dm {
                 op: "DM_TABLE_LOAD",
                 device: device.name.clone(),
-                detail: format!("{} ({errno})", errno.desc()),
+                detail: errno.to_string(),
             }
         })?;
         device.resume()?;
@@ -351,8 +351,11 @@ pub fn list_devices() -> Result<Vec<DmListEntry>, MountError> {
         .collect())
 }
 
+/// A version triple (major, minor, patch).
+pub type Version = (u32, u32, u32);
+
 /// The dm ioctl interface version and the loaded targets with their versions.
-pub fn versions() -> Result<((u32, u32, u32), Vec<(String, u32, u32, u32)>), MountError> {
+pub fn versions() -> Result<(Version, Vec<(String, Version)>), MountError> {
     let dm = control()?;
     let wrap = |op, e: DmError| MountError::Dm {
         op,
@@ -363,5 +366,9 @@ pub fn versions() -> Result<((u32, u32, u32), Vec<(String, u32, u32, u32)>), Mou
     let targets = dm
         .list_versions()
         .map_err(|e| wrap("DM_LIST_VERSIONS", e))?;
+    let targets = targets
+        .into_iter()
+        .map(|(name, a, b, c)| (name, (a, b, c)))
+        .collect();
     Ok((version, targets))
 }

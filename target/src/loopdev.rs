@@ -6,7 +6,8 @@
 //!
 //! `LOOP_CONFIGURE` (Linux ≥ 5.8) is used when available, otherwise `LOOP_SET_FD` +
 //! `LOOP_SET_STATUS64` + `LOOP_SET_BLOCK_SIZE`. Another process may grab the device between
-//! `LOOP_CTL_GET_FREE` and the bind; that `EBUSY` race is retried with the next free device.
+//! `LOOP_CTL_GET_FREE` and the bind (`EBUSY`), or be tearing it down (`ENXIO`); both races are
+//! retried with the next free device.
 
 mod sys;
 
@@ -46,26 +47,9 @@ impl LoopDevice {
     /// `size_limit` must be a non-zero multiple of [`LOOP_BLOCK_SIZE`] and must not exceed the
     /// size of `backing`. The resulting device size is checked against `size_limit`.
     pub fn attach_read_only(backing: &Path, size_limit: u64) -> Result<LoopDevice, MountError> {
-        let backing_file = open_backing(backing)?;
-        let backing_size = size_of(&backing_file, backing)?;
-        check_range(backing, size_limit, backing_size)?;
         let control = open_rw(Path::new(sys::LOOP_CONTROL))?;
-        for attempt in 1..=BIND_ATTEMPTS {
-            let number = sys::get_free(&control)
-                .map_err(|e| ioctl_err("LOOP_CTL_GET_FREE", sys::LOOP_CONTROL, e))?;
-            let path = PathBuf::from(format!("/dev/loop{number}"));
-            let file = open_rw(&path)?;
-            match bind(&file, &path, &backing_file, backing, size_limit) {
-                Ok(()) => return LoopDevice::finish(file, path, size_limit),
-                Err(Errno::EBUSY) => {
-                    debug!(device = %path.display(), attempt, "loop device taken by another process, retrying");
-                    continue;
-                }
-                Err(errno) => return Err(ioctl_err("LOOP_CONFIGURE", &path, errno)),
-            }
-        }
-        Err(MountError::LoopBusy {
-            attempts: BIND_ATTEMPTS,
+        attach_with(backing, size_limit, Bind::Configure, || {
+            sys::get_free(&control)
         })
     }
 
@@ -138,39 +122,105 @@ impl Drop for LoopDevice {
     }
 }
 
-/// Binds `device` to `backing`; returns the raw errno so that `EBUSY` can be retried.
+/// How a device is bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bind {
+    /// `LOOP_CONFIGURE`, falling back to [`Bind::Legacy`] on kernels without it.
+    Configure,
+    /// `LOOP_SET_FD` + `LOOP_SET_STATUS64` + `LOOP_SET_BLOCK_SIZE`.
+    Legacy,
+}
+
+/// Binds the device `next_free` names, retrying with the next one while the bind fails with
+/// `EBUSY` (someone else took the device after `LOOP_CTL_GET_FREE`) or `ENXIO` (someone is
+/// tearing it down).
+fn attach_with(
+    backing: &Path,
+    size_limit: u64,
+    method: Bind,
+    mut next_free: impl FnMut() -> Result<u32, Errno>,
+) -> Result<LoopDevice, MountError> {
+    let backing_file = open_backing(backing)?;
+    let backing_size = size_of(&backing_file, backing)?;
+    check_range(backing, size_limit, backing_size)?;
+    for attempt in 1..=BIND_ATTEMPTS {
+        let number =
+            next_free().map_err(|e| ioctl_err("LOOP_CTL_GET_FREE", sys::LOOP_CONTROL, e))?;
+        let path = PathBuf::from(format!("/dev/loop{number}"));
+        // ENXIO: the device is being torn down by another user right now.
+        let file = match open_rw(&path) {
+            Err(MountError::Io { source, .. }) if source.raw_os_error() == Some(libc::ENXIO) => {
+                debug!(device = %path.display(), attempt, "loop device is being torn down, retrying");
+                continue;
+            }
+            other => other?,
+        };
+        match bind(&file, &path, &backing_file, backing, size_limit, method) {
+            Ok(()) => return LoopDevice::finish(file, path, size_limit),
+            Err((_, Errno::EBUSY | Errno::ENXIO)) => {
+                debug!(device = %path.display(), attempt, "loop device taken by another process, retrying");
+            }
+            Err((ioctl, errno)) => return Err(ioctl_err(ioctl, &path, errno)),
+        }
+    }
+    Err(MountError::LoopBusy {
+        attempts: BIND_ATTEMPTS,
+    })
+}
+
+/// Binds `device` to `backing`; returns the failing ioctl and the raw errno so that `EBUSY` can
+/// be retried.
 fn bind(
     device: &File,
     path: &Path,
     backing_file: &File,
     backing: &Path,
     size_limit: u64,
-) -> Result<(), Errno> {
+    method: Bind,
+) -> Result<(), (&'static str, Errno)> {
     let info = sys::LoopInfo64::read_only_autoclear(size_limit, backing);
-    match sys::configure(device, backing_file, LOOP_BLOCK_SIZE, &info) {
-        Err(Errno::EINVAL | Errno::ENOTTY) => {
-            debug!(device = %path.display(), "LOOP_CONFIGURE unsupported, using LOOP_SET_FD");
-        }
-        other => return other,
+    if method == Bind::Configure {
+        return match sys::configure(device, backing_file, LOOP_BLOCK_SIZE, &info) {
+            Err(Errno::EINVAL | Errno::ENOTTY) => {
+                debug!(device = %path.display(), "LOOP_CONFIGURE unsupported, using LOOP_SET_FD");
+                bind(
+                    device,
+                    path,
+                    backing_file,
+                    backing,
+                    size_limit,
+                    Bind::Legacy,
+                )
+            }
+            other => other.map_err(|e| ("LOOP_CONFIGURE", e)),
+        };
     }
-    sys::set_fd(device, backing_file)?;
-    let configured =
-        sys::set_status(device, &info).and_then(|()| sys::set_block_size(device, LOOP_BLOCK_SIZE));
-    if let Err(errno) = configured {
+    sys::set_fd(device, backing_file).map_err(|e| ("LOOP_SET_FD", e))?;
+    let configured = sys::set_status(device, &info)
+        .map_err(|e| ("LOOP_SET_STATUS64", e))
+        .and_then(|()| {
+            sys::set_block_size(device, LOOP_BLOCK_SIZE).map_err(|e| ("LOOP_SET_BLOCK_SIZE", e))
+        });
+    if let Err((ioctl, errno)) = configured {
         let _ = sys::clear_fd(device);
         // Never report EBUSY from here: the device is ours, so this is not the bind race.
-        return Err(if errno == Errno::EBUSY {
-            Errno::EIO
-        } else {
-            errno
-        });
+        return Err((
+            ioctl,
+            if errno == Errno::EBUSY {
+                Errno::EIO
+            } else {
+                errno
+            },
+        ));
     }
     Ok(())
 }
 
 /// Rejects a size limit that is zero, not block aligned or beyond the end of the backing file.
 fn check_range(backing: &Path, size_limit: u64, backing_size: u64) -> Result<(), MountError> {
-    if size_limit == 0 || size_limit % u64::from(LOOP_BLOCK_SIZE) != 0 || size_limit > backing_size
+    if size_limit == 0
+        || !size_limit.is_multiple_of(u64::from(LOOP_BLOCK_SIZE))
+        || size_limit > backing_size
     {
         return Err(MountError::LoopRange {
             path: backing.to_path_buf(),
@@ -358,6 +408,80 @@ mod tests {
         paths.sort();
         paths.dedup();
         assert_eq!(paths.len(), 6);
+    }
+
+    #[test]
+    fn legacy_binding_applies_the_same_settings() {
+        if !loop_available() {
+            return;
+        }
+        let backing = backing_file(4 * 4096);
+        let control = open_rw(Path::new(sys::LOOP_CONTROL)).unwrap();
+        let dev = attach_with(backing.path(), 2 * 4096, Bind::Legacy, || {
+            sys::get_free(&control)
+        })
+        .unwrap();
+        assert_eq!(dev.size(), 2 * 4096);
+        let name = dev
+            .path()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        let attr = |a: &str| {
+            std::fs::read_to_string(format!("/sys/block/{name}/{a}"))
+                .unwrap()
+                .trim()
+                .to_string()
+        };
+        assert_eq!(attr("ro"), "1");
+        assert_eq!(attr("loop/autoclear"), "1");
+        assert_eq!(attr("queue/logical_block_size"), "4096");
+        dev.detach().unwrap();
+    }
+
+    /// The bind race: the first device offered is already bound (EBUSY), the retry succeeds.
+    #[test]
+    fn ebusy_from_a_taken_device_is_retried() {
+        if !loop_available() {
+            return;
+        }
+        let backing = backing_file(4096);
+        let taken = LoopDevice::attach_read_only(backing.path(), 4096).unwrap();
+        let taken_number: u32 = taken
+            .path()
+            .to_str()
+            .unwrap()
+            .trim_start_matches("/dev/loop")
+            .parse()
+            .unwrap();
+        let control = open_rw(Path::new(sys::LOOP_CONTROL)).unwrap();
+        let mut offers = 0;
+        let dev = attach_with(backing.path(), 4096, Bind::Configure, || {
+            offers += 1;
+            if offers == 1 {
+                Ok(taken_number)
+            } else {
+                sys::get_free(&control)
+            }
+        })
+        .unwrap();
+        // concurrent tests may take further offered devices: at least one retry happened
+        assert!(offers >= 2);
+        assert_ne!(dev.path(), taken.path());
+        // a device that stays taken exhausts the attempts
+        let err =
+            attach_with(backing.path(), 4096, Bind::Configure, || Ok(taken_number)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                MountError::LoopBusy {
+                    attempts: BIND_ATTEMPTS
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]

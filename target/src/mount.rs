@@ -50,12 +50,12 @@ impl MountPlan {
         let data_size = params.verity.data_size;
         table::check_data_size(data_size)?;
         let p = params.payload_size;
-        if p % VERITY_BLOCK_SIZE != 0 || p > file_size {
+        if !p.is_multiple_of(VERITY_BLOCK_SIZE) || p > file_size {
             return Err(MountError::InvalidParams(format!(
                 "payload size {p} must be a multiple of {VERITY_BLOCK_SIZE} within the bundle file ({file_size} bytes)"
             )));
         }
-        let hash_tree = p.checked_sub(data_size).unwrap_or(0);
+        let hash_tree = p.saturating_sub(data_size);
         if hash_tree < table::min_hash_tree_size(data_size) {
             return Err(MountError::InvalidParams(format!(
                 "verity data size {data_size} leaves {hash_tree} bytes for the hash tree in a payload of {p} bytes; \
@@ -159,22 +159,16 @@ impl BundleMount {
     fn teardown(&mut self) -> Vec<MountError> {
         let mut failures = Vec::new();
         if std::mem::replace(&mut self.mounted, false) {
-            if let Err(err) = unmount_path(&self.mount_point) {
-                failures.push(err);
-            }
+            failures.extend(unmount_path(&self.mount_point).err());
         }
         for device in [self.crypt.take(), self.verity.take()]
             .into_iter()
             .flatten()
         {
-            if let Err(err) = device.remove() {
-                failures.push(err);
-            }
+            failures.extend(device.remove().err());
         }
         if let Some(loop_dev) = self.loop_dev.take() {
-            if let Err(err) = loop_dev.detach() {
-                failures.push(err);
-            }
+            failures.extend(loop_dev.detach().err());
         }
         failures
     }

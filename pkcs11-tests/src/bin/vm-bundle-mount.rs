@@ -224,7 +224,7 @@ fn versions() -> Result<String> {
     let ((a, b, c), targets) = target::dm::versions()?;
     let targets: Vec<String> = targets
         .iter()
-        .map(|(n, x, y, z)| format!("{n} {x}.{y}.{z}"))
+        .map(|(n, (x, y, z))| format!("{n} {x}.{y}.{z}"))
         .collect();
     Ok(format!(
         "dm ioctl {a}.{b}.{c}; targets: {}",

@@ -85,7 +85,7 @@ pub struct TableLine<P> {
 
 /// Checks that a data size can be mapped: non-zero and a multiple of 4096.
 pub fn check_data_size(data_size: u64) -> Result<(), MountError> {
-    if data_size == 0 || data_size % VERITY_BLOCK_SIZE != 0 {
+    if data_size == 0 || !data_size.is_multiple_of(VERITY_BLOCK_SIZE) {
         return Err(MountError::InvalidParams(format!(
             "verity data size {data_size} is not a non-zero multiple of {VERITY_BLOCK_SIZE}"
         )));

@@ -38,7 +38,7 @@ pub enum MountError {
         backing_size: u64,
     },
     /// A loop ioctl failed.
-    #[error("{ioctl} on {device} failed: {} ({errno}); is the loop driver loaded?", errno.desc())]
+    #[error("{ioctl} on {device} failed: {errno}; is the loop driver loaded?")]
     LoopIoctl {
         /// The ioctl (`LOOP_CONFIGURE`, …).
         ioctl: &'static str,
@@ -116,9 +116,8 @@ pub enum MountError {
     },
     /// `mount -t squashfs` failed (with a crypt bundle this usually means a wrong key).
     #[error(
-        "failed to mount {device} (squashfs, ro,nodev,nosuid) on {mount_point}: {} ({errno}); \
-         a wrong crypt key or a corrupted payload leaves no valid squashfs",
-        errno.desc()
+        "failed to mount {device} (squashfs, ro,nodev,nosuid) on {mount_point}: {errno}; \
+         a wrong crypt key or a corrupted payload leaves no valid squashfs"
     )]
     Mount {
         /// The top dm device.
@@ -130,8 +129,7 @@ pub enum MountError {
     },
     /// `umount` failed.
     #[error(
-        "failed to unmount {mount_point}: {} ({errno}){}",
-        errno.desc(),
+        "failed to unmount {mount_point}: {errno}{}",
         if *detached_lazily { "; detached lazily, it goes away when no longer used" } else { "" }
     )]
     Unmount {
