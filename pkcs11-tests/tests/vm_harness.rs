@@ -27,6 +27,35 @@ fn assert_no_qemu_left(dir: &Path) {
     }
 }
 
+/// A SoftHSM token directory made on the host with `softhsm2-util --init-token`.
+fn softhsm_token(dir: &Path) -> std::path::PathBuf {
+    let root = dir.join("softhsm");
+    std::fs::create_dir_all(root.join("tokens")).unwrap();
+    let conf = root.join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!("directories.tokendir = {}\n", root.join("tokens").display()),
+    )
+    .unwrap();
+    let status = std::process::Command::new("softhsm2-util")
+        .args([
+            "--init-token",
+            "--free",
+            "--label",
+            "vm-harness-token",
+            "--so-pin",
+            "5678",
+            "--pin",
+            "1234",
+        ])
+        .env("SOFTHSM2_CONF", &conf)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    root
+}
+
 #[test]
 fn vm_runs_script_with_host_binaries_disks_and_results() {
     let kernel = Kernel::obtain().unwrap();
@@ -44,6 +73,17 @@ fn vm_runs_script_with_host_binaries_disks_and_results() {
         .unwrap();
     image.host_program("dmsetup").unwrap();
     image.file("/etc/extra/note.txt", "extra file\n", 0o644);
+    // a PKCS#11 module loaded with dlopen, its token directory and a tool that uses it
+    let softhsm = softhsm_token(work.path());
+    image.host_program("softhsm2-util").unwrap();
+    image
+        .host_library("/usr/lib/softhsm/libsofthsm2.so")
+        .unwrap();
+    image
+        .host_tree(softhsm.join("tokens"), "/softhsm/tokens")
+        .unwrap();
+    let conf = "directories.tokendir = /softhsm/tokens\nobjectstore.backend = file\n";
+    image.file("/etc/softhsm2.conf", conf, 0o644);
     let mut vm = Vm::new(&kernel, image);
     let ro_dev = vm.disk(Disk::read_only(&ro));
     let rw_dev = vm.disk(Disk::writable(&rw));
@@ -56,6 +96,7 @@ if echo x > {ro_dev} 2>/dev/null; then echo "RO-WRITE-SUCCEEDED"; fi
 printf 'written-by-guest' | dd of={rw_dev} bs=512 conv=notrunc 2>/dev/null
 sync
 dmsetup version > $OTA_VM_RESULTS/dmsetup-version.txt
+SOFTHSM2_CONF=/etc/softhsm2.conf softhsm2-util --module /usr/lib/softhsm/libsofthsm2.so --show-slots > $OTA_VM_RESULTS/slots.txt
 mkdir -p $OTA_VM_RESULTS/sub
 cp /etc/extra/note.txt $OTA_VM_RESULTS/sub/
 exit 3
@@ -83,6 +124,8 @@ exit 3
     let version = String::from_utf8(outcome.result("dmsetup-version.txt").unwrap()).unwrap();
     assert!(version.contains("Driver version:"), "{version}");
     assert_eq!(outcome.result("sub/note.txt").unwrap(), b"extra file\n");
+    let slots = String::from_utf8(outcome.result("slots.txt").unwrap()).unwrap();
+    assert!(slots.contains("vm-harness-token"), "{slots}");
     assert!(outcome.result("missing.txt").is_err());
     assert_no_qemu_left(work.path());
 }

@@ -31,19 +31,34 @@ impl Kernel {
     ///
     /// The package is `$OTA_VM_KERNEL_PKG` or the `linux-image-*` package that
     /// `linux-image-amd64` depends on. Concurrent callers (parallel tests) serialize on a lock
-    /// file in the cache directory, so the download happens once.
+    /// file in the cache directory, so the download happens once. When a newer kernel has been
+    /// unpacked, older cache entries are deleted; when the package cannot be resolved or
+    /// downloaded (offline), a previously cached kernel is used with a warning.
     pub fn obtain() -> Result<Kernel, VmError> {
         let cache = cache_dir()?;
-        let package = match std::env::var("OTA_VM_KERNEL_PKG") {
-            Ok(name) if !name.is_empty() => name,
-            _ => resolve_package()?,
-        };
-        let entry = cache.join(&package);
         let _lock = CacheLock::acquire(&cache.join("lock"))?;
-        if !entry.join(COMPLETE).exists() {
-            download_and_unpack(&package, &cache, &entry)?;
+        let wanted = match std::env::var("OTA_VM_KERNEL_PKG") {
+            Ok(name) if !name.is_empty() => Ok(name),
+            _ => resolve_package(),
+        };
+        let result = wanted.and_then(|package| {
+            let entry = cache.join(&package);
+            if !entry.join(COMPLETE).exists() {
+                download_and_unpack(&package, &cache, &entry)?;
+                prune_other_entries(&cache, &package);
+            }
+            Ok(entry)
+        });
+        match result {
+            Ok(entry) => Kernel::from_unpacked(&entry),
+            Err(err) => match cached_entries(&cache).into_iter().next() {
+                Some(entry) => {
+                    eprintln!("vm: {err}\nvm: using the cached kernel {}", entry.display());
+                    Kernel::from_unpacked(&entry)
+                }
+                None => Err(err),
+            },
         }
-        Kernel::from_unpacked(&entry)
     }
 
     /// Uses an already unpacked kernel package directory (`boot/`, `lib/modules/`).
@@ -73,6 +88,30 @@ impl Kernel {
             boot_image,
             bzimage,
         })
+    }
+}
+
+/// Complete kernel entries in the cache.
+fn cached_entries(cache: &Path) -> Vec<PathBuf> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(cache)
+        .map(|dir| {
+            dir.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.join(COMPLETE).exists())
+                .collect()
+        })
+        .unwrap_or_default();
+    entries.sort();
+    entries.reverse();
+    entries
+}
+
+/// Deletes cache entries of other kernel packages (each is about 400 MB).
+fn prune_other_entries(cache: &Path, keep: &str) {
+    for entry in cached_entries(cache) {
+        if entry.file_name().is_some_and(|name| name != keep) {
+            let _ = std::fs::remove_dir_all(&entry);
+        }
     }
 }
 

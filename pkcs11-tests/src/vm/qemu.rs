@@ -326,3 +326,32 @@ impl Drop for QemuChild {
 pub(crate) fn is_mark(line: &str) -> bool {
     line.starts_with(MARK)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disk_names_follow_attach_order() {
+        assert_eq!(device_name(0), "/dev/vda");
+        assert_eq!(device_name(2), "/dev/vdc");
+    }
+
+    #[test]
+    fn unknown_accelerators_and_tools_are_named_in_errors() {
+        let qemu = require_tool("qemu-system-x86_64", "qemu-system-x86").unwrap();
+        assert!(check_accel(&qemu, "tcg").is_ok());
+        let err = check_accel(&qemu, "warp-drive").unwrap_err().to_string();
+        assert!(
+            err.contains("'warp-drive' is not available") && err.contains("tcg"),
+            "{err}"
+        );
+        let err = require_tool("no-such-tool-here", "some-package")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("install the Debian package 'some-package'"),
+            "{err}"
+        );
+    }
+}
