@@ -17,6 +17,8 @@ pub mod install;
 pub mod mark;
 pub mod plan;
 pub mod progress;
+pub mod report;
+pub mod service;
 pub mod slots;
 pub mod source;
 pub mod status;
