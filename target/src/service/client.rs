@@ -113,9 +113,15 @@ pub fn install(
     mut print: impl FnMut(&str),
 ) -> Result<i32> {
     zbus::block_on(async {
+        // Client-side matching compares unique names, so match on the current owner.
+        let dbus = zbus::fdo::DBusProxy::new(conn).await?;
+        let owner = dbus
+            .get_name_owner(zbus::names::BusName::try_from(BUS_NAME)?)
+            .await
+            .map_err(zbus::Error::from)?;
         let rule = MatchRule::builder()
             .msg_type(Type::Signal)
-            .sender(BUS_NAME)
+            .sender(owner.to_string())
             .path("/")
             .build()?;
         let mut stream = MessageStream::for_match_rule(rule, conn, None).await?;

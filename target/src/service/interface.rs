@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use zbus::message::Header;
 use zbus::object_server::{InterfaceRef, SignalEmitter};
-use zbus::{Connection, ObjectServer, OwnedVariant, Variant, interface};
+use zbus::{Connection, OwnedVariant, Variant, interface};
 
 use super::{GioError, Shared};
 use crate::install::{InstallArgs, install_bundle};
@@ -140,10 +140,9 @@ impl Installer {
         source: String,
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
-        #[zbus(object_server)] server: &ObjectServer,
         #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
     ) -> Result<(), GioError> {
-        self.start_install(source, InstallArgs::default(), hdr, conn, server, emitter)
+        self.start_install(source, InstallArgs::default(), hdr, conn, emitter)
             .await
     }
 
@@ -154,15 +153,13 @@ impl Installer {
         args: Dict,
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
-        #[zbus(object_server)] server: &ObjectServer,
         #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
     ) -> Result<(), GioError> {
         if self.shared.is_busy() {
             return Err(GioError(BUSY_INSTALL.into()));
         }
         let args = parse_install_args(&args)?;
-        self.start_install(source, args, hdr, conn, server, emitter)
-            .await
+        self.start_install(source, args, hdr, conn, emitter).await
     }
 
     /// Deprecated: verifies the bundle and returns (compatible, version).
@@ -291,7 +288,6 @@ impl Installer {
         args: InstallArgs,
         hdr: Header<'_>,
         conn: &Connection,
-        server: &ObjectServer,
         emitter: SignalEmitter<'_>,
     ) -> Result<(), GioError> {
         require_root(&self.shared, conn, &hdr).await?;
@@ -299,12 +295,13 @@ impl Installer {
             return Err(GioError(BUSY_INSTALL.into()));
         }
         tracing::info!("input bundle: {source}");
-        let iface: InterfaceRef<Installer> = match server.interface("/").await {
-            Ok(i) => i,
-            Err(e) => {
-                self.shared.unlock();
-                return Err(GioError(format!("Failed to launch install thread: {e}")));
-            }
+        // The interface reference is taken at start-up: looking it up here would wait for the
+        // lock this `&mut self` method holds.
+        let Some(iface) = self.shared.iface.get().cloned() else {
+            self.shared.unlock();
+            return Err(GioError(
+                "Failed to launch install thread: service not ready".into(),
+            ));
         };
         self.operation = "installing".into();
         self.last_error.clear();

@@ -8,11 +8,12 @@
 pub mod client;
 mod interface;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use zbus::message::Header;
 use zbus::names::ErrorName;
+use zbus::object_server::InterfaceRef;
 use zbus::{DBusError, Message};
 
 pub use interface::Installer;
@@ -71,6 +72,8 @@ pub struct Shared {
     pub busy: AtomicBool,
     /// Allow callers other than uid 0 to install and mark (tests only).
     pub allow_non_root: bool,
+    /// The served interface, set once it is on the bus (the install thread publishes through it).
+    iface: OnceLock<InterfaceRef<Installer>>,
 }
 
 impl Shared {
@@ -81,6 +84,7 @@ impl Shared {
             opener,
             busy: AtomicBool::new(false),
             allow_non_root: false,
+            iface: OnceLock::new(),
         })
     }
 
@@ -126,9 +130,11 @@ pub async fn connect(addr: &BusAddress) -> zbus::Result<zbus::Connection> {
 /// Serves the installer on `addr` until the connection closes or the process is stopped.
 pub fn run(shared: Arc<Shared>, addr: &BusAddress) -> Result<()> {
     zbus::block_on(async {
-        let installer = Installer::new(shared)?;
+        let installer = Installer::new(shared.clone())?;
         let conn = connect(addr).await?;
         conn.object_server().at("/", installer).await?;
+        let iface = conn.object_server().interface::<_, Installer>("/").await?;
+        let _ = shared.iface.set(iface);
         conn.request_name(BUS_NAME).await?;
         tracing::info!("service ready on {BUS_NAME}");
         std::future::pending::<()>().await;
