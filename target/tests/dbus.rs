@@ -166,6 +166,25 @@ fn properties_slot_status_and_mark() {
     ] {
         assert!(out.contains(want), "{want} in {out}");
     }
+    let b = BundleDir::new(
+        "Test Device",
+        &[Img::new("rootfs", "rootfs.img", pattern(10, 1))],
+        None,
+    );
+    let dir = b.path().to_str().unwrap();
+    let (ok, out, err) = gdbus_call(&bus, "Info", &[dir]);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "('Test Device', '2024.01.0')");
+    let (ok, out, err) = gdbus_call(&bus, "InspectBundle", &[dir, "{}"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("'update': <{") && out.contains("'compatible': <'Test Device'>"),
+        "{out}"
+    );
+    assert!(
+        out.contains("'slot-class': <'rootfs'>") && out.contains("'size': <uint64 10>"),
+        "{out}"
+    );
     let (ok, _, err) = gdbus_call(&bus, "GetPrimary", &[]);
     assert!(!ok);
     assert!(err.contains("Failed getting primary slot: Obtaining primary entry from bootloader 'noop' not supported yet"), "{err}");
