@@ -104,14 +104,7 @@ async fn caller_uid(conn: &Connection, hdr: &Header<'_>) -> Option<u32> {
     dbus.get_connection_unix_user(sender.into()).await.ok()
 }
 
-async fn require_root(
-    shared: &Shared,
-    conn: &Connection,
-    hdr: &Header<'_>,
-) -> Result<(), GioError> {
-    if shared.allow_non_root {
-        return Ok(());
-    }
+async fn require_root(conn: &Connection, hdr: &Header<'_>) -> Result<(), GioError> {
     match caller_uid(conn, hdr).await {
         Some(0) => Ok(()),
         Some(uid) => Err(GioError(format!(
@@ -201,7 +194,7 @@ impl Installer {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<(String, String), GioError> {
-        require_root(&self.shared, conn, &hdr).await?;
+        require_root(conn, &hdr).await?;
         if !self.shared.try_lock() {
             return Err(GioError(BUSY.into()));
         }
@@ -290,7 +283,7 @@ impl Installer {
         conn: &Connection,
         emitter: SignalEmitter<'_>,
     ) -> Result<(), GioError> {
-        require_root(&self.shared, conn, &hdr).await?;
+        require_root(conn, &hdr).await?;
         if !self.shared.try_lock() {
             return Err(GioError(BUSY_INSTALL.into()));
         }

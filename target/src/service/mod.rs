@@ -70,8 +70,6 @@ pub struct Shared {
     pub opener: Arc<dyn BundleOpener>,
     /// Set while an installation (or another exclusive method) runs.
     pub busy: AtomicBool,
-    /// Allow callers other than uid 0 to install and mark (tests only).
-    pub allow_non_root: bool,
     /// The served interface, set once it is on the bus (the install thread publishes through it).
     iface: OnceLock<InterfaceRef<Installer>>,
 }
@@ -83,7 +81,6 @@ impl Shared {
             ctx,
             opener,
             busy: AtomicBool::new(false),
-            allow_non_root: false,
             iface: OnceLock::new(),
         })
     }
