@@ -416,3 +416,76 @@ fn non_root_callers_may_read_but_not_install_or_mark() {
     assert!(!ok && err.contains("Permission denied"), "{err}");
     assert_eq!(prop(&bus, "Operation"), "s \"idle\"");
 }
+
+#[test]
+fn real_rauc_service_reads_our_status_file_and_serves_our_client() {
+    // Install with ota (local mode), then let the real rauc 1.8 service read the same
+    // data directory; ota's D-Bus client talks to rauc's service.
+    let bus = Bus::start();
+    let dev = Device::new("", "");
+    let ota = env!("CARGO_BIN_EXE_ota");
+    let b = BundleDir::new(
+        "Test Device",
+        &[Img::new("rootfs", "rootfs.img", pattern(4321, 8))],
+        None,
+    );
+    let conf = format!("--conf={}", dev.conf().display());
+    let out = Command::new(ota)
+        .env(
+            "DBUS_SYSTEM_BUS_ADDRESS",
+            format!("unix:path={}", dev.path("no-bus").display()),
+        )
+        .args([
+            &conf,
+            "--override-boot-slot=A",
+            "--dangerous-unverified-directory",
+            "install",
+        ])
+        .arg(b.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    std::fs::create_dir_all(dev.path("mnt")).unwrap();
+    let rauc = KillOnDrop(
+        Command::new("rauc")
+            .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
+            .args([
+                &conf,
+                "--override-boot-slot=A",
+                &format!("--mount={}", dev.path("mnt").display()),
+                "service",
+            ])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let addr = bus.address.clone();
+    wait_until("rauc service", || {
+        Command::new("busctl")
+            .args([
+                &format!("--address={addr}"),
+                "status",
+                "de.pengutronix.rauc",
+            ])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    });
+    let (ok, out, err) = run_on_bus(&bus, ota, &["status", "--detailed", "--output-format=json"]);
+    drop(rauc);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["compatible"], "Test Device");
+    let slot = v["slots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|s| s.get("rootfs.1"))
+        .unwrap();
+    let st = &slot["slot_status"];
+    assert_eq!(st["status"], "ok");
+    assert_eq!(st["checksum"]["size"], 4321);
+    assert_eq!(st["installed"]["count"], 1);
+    assert_eq!(st["activated"]["count"], 1);
+    assert_eq!(st["bundle"]["version"], "2024.01.0");
+}

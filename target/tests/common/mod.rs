@@ -253,3 +253,13 @@ pub fn run_on_bus(bus: &Bus, program: &str, args: &[&str]) -> (bool, String, Str
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// A child process killed (by its PID) and reaped on drop.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
