@@ -10,7 +10,9 @@ mod common;
 
 use std::process::Command;
 
-use common::{BundleDir, Bus, Device, Img, Service, pattern, run_on_bus, wait_until, write_script};
+use common::{
+    BundleDir, Bus, Device, Img, KillOnDrop, Service, pattern, run_on_bus, wait_until, write_script,
+};
 
 const GIO: &str = "org.gtk.GDBus.UnmappedGError.Quark._g_2dio_2derror_2dquark.Code30";
 
