@@ -22,6 +22,23 @@ pub enum Error {
     #[error(transparent)]
     KeyFile(#[from] KeyFileError),
 
+    /// `system.conf` violates the GKeyFile syntax or RAUC's strictness.
+    #[error("{path}: {source}")]
+    ConfigFile {
+        /// The file being read.
+        path: PathBuf,
+        /// What is wrong with it.
+        #[source]
+        source: KeyFileError,
+    },
+    /// `system.conf` is syntactically fine but its content is invalid (RAUC's wording).
+    #[error("{path}: {message}")]
+    Config {
+        /// The configuration file.
+        path: PathBuf,
+        /// What is wrong, e.g. "Unsupported slot type 'foo' for slot rootfs.0 selected in system config".
+        message: String,
+    },
     /// An I/O operation on a file failed.
     #[error("{action} '{path}': {source}")]
     Io {
@@ -185,6 +202,14 @@ fn limit_text(limit: u64) -> String {
 }
 
 impl Error {
+    /// A `system.conf` content error.
+    pub fn config(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Error::Config {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+
     /// Wraps an I/O error with what was being done and to which file.
     pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {

@@ -3,7 +3,8 @@
 //! A bundle is `payload | CMS | u64 BE length of the CMS` (see `rauc-format.md`). This crate knows
 //! how to read and write every part of it: the strict GKeyFile syntax ([`keyfile`]), the manifest
 //! ([`manifest`]), the container trailer ([`container`]), the dm-verity hash tree ([`verity`]),
-//! the crypt payload cipher ([`crypt`]) and the CMS envelopes ([`cms`]); [`state`] ties them into
+//! the crypt payload cipher ([`crypt`]), the CMS envelopes ([`cms`]) and the target's
+//! `system.conf` ([`sysconf`]); [`state`] ties them into
 //! the verification states `Bundle → SignedBundle → VerifiedBundle`. It performs no PKCS#11, no
 //! D-Bus and no SQL: private-key operations come in through the traits of [`keys`].
 
@@ -15,6 +16,7 @@ pub mod keyfile;
 pub mod keys;
 pub mod manifest;
 pub mod state;
+pub mod sysconf;
 pub mod verity;
 
 pub use error::{Error, Result};

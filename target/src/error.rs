@@ -5,8 +5,6 @@
 
 use std::path::PathBuf;
 
-use bundle::keyfile::KeyFileError;
-
 /// Result alias for this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -14,23 +12,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// `system.conf` (or another key file) violates the GKeyFile syntax or RAUC's strictness.
-    #[error("{path}: {source}")]
-    KeyFile {
-        /// The file being read.
-        path: PathBuf,
-        /// What is wrong with it.
-        #[source]
-        source: KeyFileError,
-    },
-    /// `system.conf` is syntactically fine but its content is invalid (RAUC's wording).
-    #[error("{path}: {message}")]
-    Config {
-        /// The configuration file.
-        path: PathBuf,
-        /// What is wrong, e.g. "Unsupported slot type 'foo' for slot rootfs.0 selected in system config".
-        message: String,
-    },
+    /// A bundle format or `system.conf` error.
+    #[error(transparent)]
+    Format(#[from] bundle::Error),
     /// An I/O operation on a file failed.
     #[error("{action} '{path}': {source}")]
     Io {
@@ -101,14 +85,6 @@ impl Error {
             action,
             path: path.into(),
             source,
-        }
-    }
-
-    /// A configuration error for `path` with RAUC's message.
-    pub fn config(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
-        Error::Config {
-            path: path.into(),
-            message: message.into(),
         }
     }
 }

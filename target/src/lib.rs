@@ -11,7 +11,6 @@ pub mod loopdev;
 pub mod mount;
 
 pub mod bootloader;
-pub mod config;
 pub mod error;
 pub mod install;
 pub mod mark;
@@ -23,4 +22,5 @@ pub mod slots;
 pub mod source;
 pub mod status;
 
+pub use bundle::sysconf as config;
 pub use error::{Error, Result};

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use bundle::keyfile::KeyFileError;
+use crate::keyfile::KeyFileError;
 
 use super::raw::{RawConfig, RawSlot, RawSystem};
 use super::slot::{SlotConfig, SlotType, parse_size};
@@ -11,7 +11,7 @@ use super::{
     BootloaderKind, BundleFormats, EncryptionConfig, HandlersConfig, KeyringConfig, StatusLocation,
     SystemConfig, VariantSource, defaults,
 };
-use crate::error::{Error, Result};
+use crate::{Error, Result};
 
 /// Resolves `value` against the directory of the config file, as RAUC's `resolve_path` does.
 pub(crate) fn resolve_path(config: &Path, value: &str) -> PathBuf {
@@ -40,7 +40,7 @@ impl SystemConfig {
         let err = |m: String| Error::config(path, m);
         let rp = |v: &Option<String>| v.as_deref().map(|v| resolve_path(path, v));
         let s = &raw.system;
-        let compatible = s.compatible.clone().ok_or_else(|| Error::KeyFile {
+        let compatible = s.compatible.clone().ok_or_else(|| Error::ConfigFile {
             path: path.to_path_buf(),
             source: KeyFileError::MissingKey {
                 group: "system".into(),

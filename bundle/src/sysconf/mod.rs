@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 pub use raw::RawConfig;
 pub use slot::{SlotConfig, SlotType};
 
-use crate::error::{Error, Result};
+use crate::{Error, Result};
 
 /// Defaults, in one place.
 pub mod defaults {
@@ -228,7 +228,7 @@ impl SystemConfig {
 
     /// Parses text as if it were the file `path` (which is used for resolving and messages).
     pub fn parse(text: &str, path: &Path) -> Result<SystemConfig> {
-        let raw = RawConfig::parse(text).map_err(|source| Error::KeyFile {
+        let raw = RawConfig::parse(text).map_err(|source| Error::ConfigFile {
             path: path.to_path_buf(),
             source,
         })?;

@@ -6,7 +6,7 @@
 //! `barebox-statename`/`barebox-dtbpath` (barebox), `[handlers] bootloader-custom-backend`
 //! (custom) and `region-start`/`region-size` (boot-*-switch and boot-raw-fallback slots).
 
-use bundle::keyfile::{Group, KeyFile, KeyFileError};
+use crate::keyfile::{Group, KeyFile, KeyFileError};
 
 type KfResult<T> = std::result::Result<T, KeyFileError>;
 
