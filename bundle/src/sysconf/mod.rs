@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 pub use raw::RawConfig;
 pub use slot::{SlotConfig, SlotType};
 
+use crate::cms::verify::Keyring;
 use crate::{Error, Result};
 
 /// Defaults, in one place.
@@ -120,23 +121,6 @@ pub enum VariantSource {
     Dtb,
 }
 
-/// `[keyring]`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct KeyringConfig {
-    /// `path` (resolved).
-    pub path: Option<PathBuf>,
-    /// `directory` (resolved).
-    pub directory: Option<PathBuf>,
-    /// `check-crl`.
-    pub check_crl: bool,
-    /// `allow-partial-chain`.
-    pub allow_partial_chain: bool,
-    /// `use-bundle-signing-time`.
-    pub use_bundle_signing_time: bool,
-    /// `check-purpose`.
-    pub check_purpose: Option<String>,
-}
-
 /// `[encryption]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EncryptionConfig {
@@ -195,7 +179,7 @@ pub struct SystemConfig {
     /// `boot-attempts-primary` (uboot/barebox).
     pub boot_attempts_primary: Option<u32>,
     /// `[keyring]`.
-    pub keyring: KeyringConfig,
+    pub keyring: Keyring,
     /// `[encryption]`.
     pub encryption: EncryptionConfig,
     /// `[handlers]`.

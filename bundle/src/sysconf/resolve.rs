@@ -8,7 +8,7 @@ use crate::keyfile::KeyFileError;
 use super::raw::{RawConfig, RawSlot, RawSystem};
 use super::slot::{SlotConfig, SlotType, parse_size};
 use super::{
-    BootloaderKind, BundleFormats, EncryptionConfig, HandlersConfig, KeyringConfig, StatusLocation,
+    BootloaderKind, BundleFormats, EncryptionConfig, HandlersConfig, Keyring, StatusLocation,
     SystemConfig, VariantSource, defaults,
 };
 use crate::{Error, Result};
@@ -98,13 +98,14 @@ impl SystemConfig {
             barebox_dtbpath: s.barebox_dtbpath.as_deref().map(PathBuf::from),
             boot_attempts: attempts(s.boot_attempts, "boot-attempts")?,
             boot_attempts_primary: attempts(s.boot_attempts_primary, "boot-attempts-primary")?,
-            keyring: KeyringConfig {
+            keyring: Keyring {
                 path: rp(&raw.keyring.path),
                 directory: rp(&raw.keyring.directory),
                 check_crl: raw.keyring.check_crl.unwrap_or(false),
                 allow_partial_chain: raw.keyring.allow_partial_chain.unwrap_or(false),
                 use_bundle_signing_time: raw.keyring.use_bundle_signing_time.unwrap_or(false),
                 check_purpose: raw.keyring.check_purpose.clone(),
+                no_check_time: false,
             },
             encryption: EncryptionConfig {
                 key: raw
