@@ -73,7 +73,10 @@ fn openssl_decrypts_every_layout_we_write() {
         .collect();
     let content = fake_signed_data(2010);
     for layout in [RecipientLayout::Default, RecipientLayout::Compact] {
-        for recipient_id in [RecipientIdKind::IssuerAndSerial, RecipientIdKind::SubjectKeyId] {
+        for recipient_id in [
+            RecipientIdKind::IssuerAndSerial,
+            RecipientIdKind::SubjectKeyId,
+        ] {
             for rsa_padding in [RsaPadding::Pkcs1v15, RsaPadding::OaepSha256] {
                 let options = EncryptOptions {
                     layout,
@@ -171,7 +174,10 @@ fn we_decrypt_openssl_oaep_and_sha256_kdf() {
     let env = openssl_encrypt(dir.path(), &content, &args, &[]);
     let listing = list_recipients(&env).unwrap().to_rauc_text();
     assert!(listing.contains("Algorithm: rsaesOaep"), "{listing}");
-    assert!(listing.contains("dhSinglePass-stdDH-sha256kdf-scheme"), "{listing}");
+    assert!(
+        listing.contains("dhSinglePass-stdDH-sha256kdf-scheme"),
+        "{listing}"
+    );
     for p in &ps {
         let got = decrypt(&env, &FileKey::with_cert(&p.key, &p.cert)).unwrap();
         assert_eq!(got.as_slice(), content.as_slice());
