@@ -280,9 +280,9 @@ fn decrypt_content(env: &Envelope<'_>, cek: &[u8]) -> Result<Zeroizing<Vec<u8>>>
         });
     }
     let cipher = match env.cipher {
-        ContentCipher::Aes128Cbc => openssl::cipher::Cipher::aes_128_cbc(),
-        ContentCipher::Aes192Cbc => openssl::cipher::Cipher::aes_192_cbc(),
-        ContentCipher::Aes256Cbc => openssl::cipher::Cipher::aes_256_cbc(),
+        ContentCipher::Aes128 => openssl::cipher::Cipher::aes_128_cbc(),
+        ContentCipher::Aes192 => openssl::cipher::Cipher::aes_192_cbc(),
+        ContentCipher::Aes256 => openssl::cipher::Cipher::aes_256_cbc(),
     };
     let mut ctx = CipherCtx::new().map_err(super::encrypt::crypto("failed to set up AES"))?;
     ctx.decrypt_init(Some(cipher), Some(cek), Some(env.iv))

@@ -3,22 +3,21 @@
 
 use std::sync::OnceLock;
 
-use openssl::bn::BigNumContext;
-use openssl::derive::Deriver;
-use openssl::ec::{EcGroup, EcKey, PointConversionForm};
+use openssl::bn::BigNumContextRef;
 use openssl::encrypt::Encrypter;
 use openssl::error::ErrorStack;
 use openssl::hash::MessageDigest;
-use openssl::nid::Nid;
-use openssl::pkey::{PKey, Private, Public};
-use openssl::rsa::Padding;
+use openssl::pkey::{PKey, Public};
+use openssl::rsa::{Padding, Rsa};
 use openssl::symm::Cipher;
 use rayon::prelude::*;
 use zeroize::Zeroizing;
 
+use super::ecdh::{Ephemeral, thread_ctx};
 use super::encode::{self, Rid};
 use super::kdf::{KdfHash, WrapAlg, aes_wrap, shared_info, x963_kdf};
-use super::recipient::{Recipient, RecipientPublicKey, reject_duplicates};
+use super::pubkey::RecipientPublicKey;
+use super::recipient::{Recipient, reject_duplicates};
 use super::{EncryptOptions, RecipientIdKind, RecipientLayout, oids};
 use crate::keys::{EcCurve, RsaPadding};
 use crate::{Error, Result};
@@ -116,18 +115,21 @@ fn recipient_infos(
     cek: &[u8],
     options: &EncryptOptions,
 ) -> Result<Vec<Vec<u8>>> {
-    let id = options.recipient_id;
     match options.layout {
         RecipientLayout::Default => recipients
             .par_iter()
-            .map(|r| match r.public_key() {
-                RecipientPublicKey::Rsa { key, .. } => ktri(r, key, cek, options),
-                RecipientPublicKey::Ec { curve, key } => {
-                    let eph = Ephemeral::generate(*curve)?;
-                    let wrapped = wrap_for(&eph.key, key, cek)?;
-                    let mut rek = Vec::with_capacity(encode::rek_len(rid(r, id)));
-                    encode::put_rek(&mut rek, rid(r, id), &wrapped);
-                    Ok(encode::kari(&eph.point, &rek))
+            .map_init(thread_ctx, |ctx, r| {
+                let ctx = ctx
+                    .as_mut()
+                    .map_err(|e| crypto("out of memory")(e.clone()))?;
+                match r.public_key() {
+                    RecipientPublicKey::Rsa { key, .. } => ktri(r, key, cek, options),
+                    RecipientPublicKey::Ec { curve, point } => {
+                        let eph = Ephemeral::generate(*curve, ctx)
+                            .map_err(crypto("failed to generate an ephemeral EC key"))?;
+                        let rek = rek(r, &eph, point, cek, options.recipient_id, ctx)?;
+                        Ok(encode::kari(&eph.point, &rek))
+                    }
                 }
             })
             .collect(),
@@ -145,7 +147,7 @@ fn recipient_infos(
                     .filter(|r| r.kind() == crate::keys::KeyKind::Ec(curve))
                     .collect();
                 if !group.is_empty() {
-                    infos.push(shared_kari(curve, &group, cek, id)?);
+                    infos.push(shared_kari(curve, &group, cek, options.recipient_id)?);
                 }
             }
             Ok(infos)
@@ -160,99 +162,73 @@ fn shared_kari(
     cek: &[u8],
     id: RecipientIdKind,
 ) -> Result<Vec<u8>> {
-    let eph = Ephemeral::generate(curve)?;
+    let mut ctx = thread_ctx().map_err(crypto("out of memory"))?;
+    let eph = Ephemeral::generate(curve, &mut ctx)
+        .map_err(crypto("failed to generate an ephemeral EC key"))?;
     let reks: Vec<Vec<u8>> = group
         .par_iter()
-        .map(|r| {
-            let RecipientPublicKey::Ec { key, .. } = r.public_key() else {
+        .map_init(thread_ctx, |ctx, r| {
+            let ctx = ctx
+                .as_mut()
+                .map_err(|e| crypto("out of memory")(e.clone()))?;
+            let RecipientPublicKey::Ec { point, .. } = r.public_key() else {
                 unreachable!("group holds EC recipients only")
             };
-            let wrapped = wrap_for(&eph.key, key, cek)?;
-            let mut rek = Vec::with_capacity(encode::rek_len(rid(r, id)));
-            encode::put_rek(&mut rek, rid(r, id), &wrapped);
-            Ok(rek)
+            rek(r, &eph, point, cek, id, ctx)
         })
         .collect::<Result<_>>()?;
     Ok(encode::kari(&eph.point, &reks.concat()))
 }
 
-fn ktri(
+/// ECDH with the recipient key, X9.63 SHA-1 KDF, AES-256 key wrap of the CEK: one encoded
+/// RecipientEncryptedKey.
+fn rek(
     r: &Recipient,
-    key: &PKey<Public>,
+    eph: &Ephemeral,
+    peer: &[u8],
     cek: &[u8],
-    options: &EncryptOptions,
+    id: RecipientIdKind,
+    ctx: &mut BigNumContextRef,
 ) -> Result<Vec<u8>> {
-    let (padding, alg) = match options.rsa_padding {
-        RsaPadding::Pkcs1v15 => (Padding::PKCS1, oids::ALG_RSA_ENCRYPTION),
-        RsaPadding::OaepSha256 => (Padding::PKCS1_OAEP, oids::ALG_RSAES_OAEP_SHA256),
+    let run = |ctx: &mut BigNumContextRef| -> Result<Vec<u8>, ErrorStack> {
+        let z = eph.shared_x(peer, ctx)?;
+        let kek = x963_kdf(KdfHash::Sha1, &z, aes256_shared_info(), 32)?;
+        aes_wrap(WrapAlg::Aes256, &kek, cek)
     };
-    let encrypted = rsa_encrypt(key, padding, cek).map_err(crypto("RSA key transport failed"))?;
+    let wrapped = run(ctx).map_err(crypto("ECDH key agreement failed"))?;
+    let mut out = Vec::with_capacity(encode::rek_len(rid(r, id)));
+    encode::put_rek(&mut out, rid(r, id), &wrapped);
+    Ok(out)
+}
+
+fn ktri(r: &Recipient, key: &Rsa<Public>, cek: &[u8], options: &EncryptOptions) -> Result<Vec<u8>> {
+    let (encrypted, alg) = match options.rsa_padding {
+        RsaPadding::Pkcs1v15 => {
+            let mut out = vec![0u8; key.size() as usize];
+            let n = key
+                .public_encrypt(cek, &mut out, Padding::PKCS1)
+                .map_err(crypto("RSA key transport failed"))?;
+            out.truncate(n);
+            (out, oids::ALG_RSA_ENCRYPTION)
+        }
+        RsaPadding::OaepSha256 => (
+            rsa_oaep_sha256(key, cek).map_err(crypto("RSA-OAEP key transport failed"))?,
+            oids::ALG_RSAES_OAEP_SHA256,
+        ),
+    };
     Ok(encode::ktri(rid(r, options.recipient_id), alg, &encrypted))
 }
 
-fn rsa_encrypt(key: &PKey<Public>, padding: Padding, cek: &[u8]) -> Result<Vec<u8>, ErrorStack> {
-    let mut enc = Encrypter::new(key)?;
-    enc.set_rsa_padding(padding)?;
-    if padding == Padding::PKCS1_OAEP {
-        enc.set_rsa_oaep_md(MessageDigest::sha256())?;
-        enc.set_rsa_mgf1_md(MessageDigest::sha256())?;
-    }
+fn rsa_oaep_sha256(key: &Rsa<Public>, cek: &[u8]) -> Result<Vec<u8>, ErrorStack> {
+    let pkey = PKey::from_rsa(key.clone())?;
+    let mut enc = Encrypter::new(&pkey)?;
+    enc.set_rsa_padding(Padding::PKCS1_OAEP)?;
+    enc.set_rsa_oaep_md(MessageDigest::sha256())?;
+    enc.set_rsa_mgf1_md(MessageDigest::sha256())?;
     let mut out = vec![0u8; enc.encrypt_len(cek)?];
     let n = enc.encrypt(cek, &mut out)?;
     out.truncate(n);
     Ok(out)
-}
-
-/// An ephemeral EC key and its uncompressed public point.
-struct Ephemeral {
-    key: PKey<Private>,
-    point: Vec<u8>,
-}
-
-impl Ephemeral {
-    fn generate(curve: EcCurve) -> Result<Self> {
-        let group = group(curve)?;
-        let make = || -> Result<Self, ErrorStack> {
-            let ec = EcKey::generate(group)?;
-            let mut ctx = BigNumContext::new()?;
-            let point =
-                ec.public_key()
-                    .to_bytes(group, PointConversionForm::UNCOMPRESSED, &mut ctx)?;
-            Ok(Ephemeral {
-                key: PKey::from_ec_key(ec)?,
-                point,
-            })
-        };
-        make().map_err(crypto("failed to generate an ephemeral EC key"))
-    }
-}
-
-/// The (cached) OpenSSL group of a curve.
-pub(crate) fn group(curve: EcCurve) -> Result<&'static EcGroup> {
-    static GROUPS: [OnceLock<Option<EcGroup>>; 2] = [OnceLock::new(), OnceLock::new()];
-    let (i, nid) = match curve {
-        EcCurve::P256 => (0, Nid::X9_62_PRIME256V1),
-        EcCurve::P384 => (1, Nid::SECP384R1),
-    };
-    GROUPS[i]
-        .get_or_init(|| EcGroup::from_curve_name(nid).ok())
-        .as_ref()
-        .ok_or_else(|| Error::Crypto {
-            action: "failed to load an EC curve",
-            source: ErrorStack::get(),
-        })
-}
-
-/// ECDH with the recipient key, X9.63 SHA-1 KDF, AES-256 key wrap of the CEK.
-fn wrap_for(eph: &PKey<Private>, peer: &PKey<Public>, cek: &[u8]) -> Result<Vec<u8>> {
-    let run = || -> Result<Vec<u8>, ErrorStack> {
-        let mut deriver = Deriver::new(eph)?;
-        deriver.set_peer(peer)?;
-        let z = Zeroizing::new(deriver.derive_to_vec()?);
-        let kek = x963_kdf(KdfHash::Sha1, &z, aes256_shared_info(), 32)?;
-        aes_wrap(WrapAlg::Aes256, &kek, cek)
-    };
-    run().map_err(crypto("ECDH key agreement failed"))
 }
 
 /// The SharedInfo for AES-256 wrap without ukm (always the same 23 bytes).

@@ -12,20 +12,20 @@ use crate::{Error, Result};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ContentCipher {
     /// `aes-128-cbc`.
-    Aes128Cbc,
+    Aes128,
     /// `aes-192-cbc`.
-    Aes192Cbc,
+    Aes192,
     /// `aes-256-cbc`.
-    Aes256Cbc,
+    Aes256,
 }
 
 impl ContentCipher {
     /// Key length in bytes.
     pub fn key_len(self) -> usize {
         match self {
-            ContentCipher::Aes128Cbc => 16,
-            ContentCipher::Aes192Cbc => 24,
-            ContentCipher::Aes256Cbc => 32,
+            ContentCipher::Aes128 => 16,
+            ContentCipher::Aes192 => 24,
+            ContentCipher::Aes256 => 32,
         }
     }
 }
@@ -137,9 +137,9 @@ fn parse_eci(content: &[u8]) -> Result<(ContentCipher, &[u8], &[u8])> {
         .expect(tag::OID, "content-encryption algorithm without OID")
         .map_err(tampered)?;
     let cipher = match oid.content {
-        c if c == oids::AES256_CBC.as_bytes() => ContentCipher::Aes256Cbc,
-        c if c == oids::AES192_CBC.as_bytes() => ContentCipher::Aes192Cbc,
-        c if c == oids::AES128_CBC.as_bytes() => ContentCipher::Aes128Cbc,
+        c if c == oids::AES256_CBC.as_bytes() => ContentCipher::Aes256,
+        c if c == oids::AES192_CBC.as_bytes() => ContentCipher::Aes192,
+        c if c == oids::AES128_CBC.as_bytes() => ContentCipher::Aes128,
         other => {
             return Err(Error::UnsupportedEnvelopeAlgorithm {
                 what: "content cipher",
@@ -156,7 +156,7 @@ fn parse_eci(content: &[u8]) -> Result<(ContentCipher, &[u8], &[u8])> {
     let ct = r
         .expect(tag::CTX0, "EnvelopedData without encrypted content")
         .map_err(tampered)?;
-    if ct.content.is_empty() || ct.content.len() % 16 != 0 {
+    if ct.content.is_empty() || !ct.content.len().is_multiple_of(16) {
         return Err(tampered(DerError(
             "encrypted content is not whole AES blocks",
         )));

@@ -102,6 +102,16 @@ pub(crate) fn x963_kdf(
     let mut out = Zeroizing::new(Vec::with_capacity(out_len + 64));
     let mut counter: u32 = 1;
     while out.len() < out_len {
+        if hash == KdfHash::Sha1 {
+            // The low-level SHA-1 avoids OpenSSL 3's per-call provider fetch.
+            let mut h = openssl::sha::Sha1::new();
+            h.update(z);
+            h.update(&counter.to_be_bytes());
+            h.update(shared_info);
+            out.extend_from_slice(&h.finish());
+            counter += 1;
+            continue;
+        }
         let mut h = Hasher::new(hash.digest())?;
         h.update(z)?;
         h.update(&counter.to_be_bytes())?;
@@ -127,7 +137,7 @@ pub(crate) fn aes_wrap(wrap: WrapAlg, kek: &[u8], key: &[u8]) -> Result<Vec<u8>,
 
 /// AES key unwrap (RFC 3394); `None` when the integrity check fails (wrong KEK or tampering).
 pub(crate) fn aes_unwrap(wrap: WrapAlg, kek: &[u8], wrapped: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
-    if wrapped.len() < 24 || wrapped.len() % 8 != 0 {
+    if wrapped.len() < 24 || !wrapped.len().is_multiple_of(8) {
         return None;
     }
     let mut ctx = CipherCtx::new().ok()?;

@@ -21,6 +21,7 @@
 //!   performs exactly one private-key operation.
 
 mod decrypt;
+mod ecdh;
 mod encode;
 mod encrypt;
 mod envelope;
@@ -28,6 +29,7 @@ mod kdf;
 mod listing;
 mod names;
 mod oids;
+mod pubkey;
 mod recipient;
 mod size;
 mod tlv;
@@ -35,7 +37,8 @@ mod tlv;
 pub use decrypt::decrypt;
 pub use encrypt::encrypt;
 pub use listing::{ListedId, ListedRecipient, RecipientListing, list_recipients};
-pub use recipient::{MIN_RSA_BITS, Recipient, load_recipients, parse_recipients_pem};
+pub use pubkey::MIN_RSA_BITS;
+pub use recipient::{Recipient, load_recipients, parse_recipients_pem};
 pub use size::{LayoutFit, envelope_size, fit_per_layout, recipients_fitting};
 
 use crate::keys::RsaPadding;

@@ -6,20 +6,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cms::cert::IssuerAndSerialNumber;
 use der::{Decode, Encode};
-use openssl::nid::Nid;
-use openssl::pkey::{Id, PKey, Public};
-use openssl::x509::X509;
 use rayon::prelude::*;
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::SubjectKeyIdentifier;
 
 use super::names::name_oneline;
 use super::oids;
-use crate::keys::{EcCurve, KeyKind};
+use super::pubkey::{RecipientPublicKey, from_spki};
+use crate::keys::KeyKind;
 use crate::{Error, Result};
-
-/// Smallest RSA modulus accepted for a recipient.
-pub const MIN_RSA_BITS: u32 = 2048;
 
 /// The identifiers by which a RecipientInfo can name a certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,22 +25,13 @@ pub(crate) struct CertIds {
     pub ski: Option<Vec<u8>>,
 }
 
-/// The public key of a recipient, ready for key transport or key agreement.
-#[derive(Clone)]
-pub(crate) enum RecipientPublicKey {
-    /// RSA key transport.
-    Rsa { key: PKey<Public>, bits: u32 },
-    /// ECDH key agreement.
-    Ec { curve: EcCurve, key: PKey<Public> },
-}
-
 /// One parsed recipient certificate with the key type we will encrypt to.
 ///
 /// Build it with [`Recipient::from_der`] or load whole files with [`load_recipients`].
 #[derive(Clone)]
 pub struct Recipient {
     origin: String,
-    subject: String,
+    subject_der: Vec<u8>,
     cert_der: Vec<u8>,
     ids: CertIds,
     key: RecipientPublicKey,
@@ -57,7 +43,7 @@ pub struct Recipient {
 impl std::fmt::Debug for Recipient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Recipient")
-            .field("subject", &self.subject)
+            .field("subject", &self.subject())
             .field("origin", &self.origin)
             .field("kind", &self.kind())
             .finish_non_exhaustive()
@@ -79,21 +65,18 @@ impl Recipient {
         let cert = Certificate::from_der(&cert_der).map_err(|e| invalid(e.to_string()))?;
         let tbs = &cert.tbs_certificate;
         let subject_der = tbs.subject.to_der().map_err(|e| invalid(e.to_string()))?;
-        let subject = name_oneline(&subject_der).unwrap_or_else(|| tbs.subject.to_string());
         let ids = cert_ids(&cert).map_err(invalid)?;
-        let spki = tbs
-            .subject_public_key_info
-            .to_der()
-            .map_err(|e| invalid(e.to_string()))?;
-        let key = public_key(&spki).map_err(|key| Error::UnsupportedRecipientKey {
-            origin: origin.clone(),
-            subject: subject.clone(),
-            key,
+        let key = from_spki(&tbs.subject_public_key_info).map_err(|key| {
+            Error::UnsupportedRecipientKey {
+                origin: origin.clone(),
+                subject: subject_text(&subject_der),
+                key,
+            }
         })?;
         let v = &tbs.validity;
         Ok(Recipient {
             origin,
-            subject,
+            subject_der,
             cert_der,
             ids,
             key,
@@ -109,14 +92,14 @@ impl Recipient {
         if now < self.not_before {
             return Err(Error::RecipientNotYetValid {
                 origin: self.origin.clone(),
-                subject: self.subject.clone(),
+                subject: self.subject(),
                 not_before: self.validity_text.0.clone(),
             });
         }
         if now > self.not_after {
             return Err(Error::RecipientExpired {
                 origin: self.origin.clone(),
-                subject: self.subject.clone(),
+                subject: self.subject(),
                 not_after: self.validity_text.1.clone(),
             });
         }
@@ -132,8 +115,8 @@ impl Recipient {
     }
 
     /// The subject, formatted like OpenSSL's one-line form (`O = x, CN = y`).
-    pub fn subject(&self) -> &str {
-        &self.subject
+    pub fn subject(&self) -> String {
+        subject_text(&self.subject_der)
     }
 
     /// Where the certificate came from (file and position), for messages.
@@ -161,6 +144,10 @@ impl Recipient {
     }
 }
 
+fn subject_text(name_der: &[u8]) -> String {
+    name_oneline(name_der).unwrap_or_else(|| "<unprintable name>".to_owned())
+}
+
 /// Extracts `IssuerAndSerialNumber` and the subjectKeyIdentifier from a certificate.
 pub(crate) fn cert_ids(cert: &Certificate) -> std::result::Result<CertIds, String> {
     let tbs = &cert.tbs_certificate;
@@ -185,49 +172,6 @@ pub(crate) fn cert_ids(cert: &Certificate) -> std::result::Result<CertIds, Strin
 pub(crate) fn cert_ids_from_der(cert_der: &[u8]) -> std::result::Result<CertIds, String> {
     let cert = Certificate::from_der(cert_der).map_err(|e| e.to_string())?;
     cert_ids(&cert)
-}
-
-/// Classifies a SubjectPublicKeyInfo; the error names the unsupported key.
-fn public_key(spki_der: &[u8]) -> std::result::Result<RecipientPublicKey, String> {
-    let key = PKey::public_key_from_der(spki_der).map_err(|e| format!("unreadable key: {e}"))?;
-    match key.id() {
-        Id::RSA => {
-            let bits = key.bits();
-            if bits < MIN_RSA_BITS {
-                return Err(format!("RSA with {bits} bits"));
-            }
-            Ok(RecipientPublicKey::Rsa { key, bits })
-        }
-        Id::EC => {
-            let ec = key.ec_key().map_err(|e| e.to_string())?;
-            let curve = match ec.group().curve_name() {
-                Some(Nid::X9_62_PRIME256V1) => EcCurve::P256,
-                Some(Nid::SECP384R1) => EcCurve::P384,
-                Some(nid) => {
-                    let name = nid.short_name().unwrap_or("unknown curve");
-                    return Err(format!("EC on curve {name}"));
-                }
-                None => return Err("EC with explicit curve parameters".to_owned()),
-            };
-            Ok(RecipientPublicKey::Ec { curve, key })
-        }
-        other => Err(format!("key type {}", key_type_name(other))),
-    }
-}
-
-fn key_type_name(id: Id) -> String {
-    match id {
-        Id::ED25519 => "Ed25519".to_owned(),
-        Id::ED448 => "Ed448".to_owned(),
-        Id::DSA => "DSA".to_owned(),
-        Id::DH => "DH".to_owned(),
-        Id::X25519 => "X25519".to_owned(),
-        Id::RSA_PSS => "RSA-PSS (restricted to signing)".to_owned(),
-        other => Nid::from_raw(other.as_raw())
-            .short_name()
-            .map(str::to_owned)
-            .unwrap_or_else(|_| format!("#{}", other.as_raw())),
-    }
 }
 
 /// One `-----BEGIN …-----` … `-----END …-----` block of a PEM file.
@@ -265,6 +209,26 @@ fn pem_blocks(pem: &[u8]) -> Vec<PemBlock<'_>> {
         pos = stop;
     }
     blocks
+}
+
+/// Decodes the base64 body of one PEM block (between its BEGIN and END lines).
+fn pem_body(block: &[u8]) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(block).ok()?;
+    let mut lines = text.lines();
+    lines.next()?; // BEGIN line
+    let mut b64 = String::with_capacity(block.len());
+    for line in lines {
+        if line.starts_with("-----END ") {
+            return openssl::base64::decode_block(&b64)
+                .ok()
+                .filter(|d| !d.is_empty());
+        }
+        if line.contains(':') {
+            continue; // RFC 1421 headers (not used for certificates)
+        }
+        b64.extend(line.chars().filter(|c| !c.is_whitespace()));
+    }
+    None // no END line: truncated
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -308,12 +272,10 @@ pub fn parse_recipients_pem(pem: &[u8], path: &Path, now: SystemTime) -> Result<
             } else {
                 format!("'{}'", path.display())
             };
-            let der = X509::from_pem(block.text)
-                .and_then(|c| c.to_der())
-                .map_err(|e| Error::InvalidRecipientCertificate {
-                    origin: origin.clone(),
-                    reason: e.to_string(),
-                })?;
+            let der = pem_body(block.text).ok_or_else(|| Error::InvalidRecipientCertificate {
+                origin: origin.clone(),
+                reason: "bad PEM encoding (truncated or invalid base64)".to_owned(),
+            })?;
             let r = Recipient::parse(der, origin)?;
             r.check_validity(now)?;
             Ok(r)
@@ -356,7 +318,7 @@ pub(crate) fn reject_duplicates<'a>(
                 reason
             };
             return Err(Error::DuplicateRecipient {
-                subject: r.subject.clone(),
+                subject: r.subject(),
                 first: first.origin.clone(),
                 second: r.origin.clone(),
                 reason,

@@ -3,7 +3,8 @@
 
 use super::encode;
 use super::encrypt::{check_recipients, rid};
-use super::recipient::{Recipient, RecipientPublicKey};
+use super::pubkey::RecipientPublicKey;
+use super::recipient::Recipient;
 use super::{EncryptOptions, RecipientIdKind, RecipientLayout, oids};
 use crate::Result;
 use crate::keys::{EcCurve, RsaPadding};
