@@ -153,6 +153,9 @@ pub enum Error {
     /// An argument is invalid.
     #[error("{0}")]
     Invalid(String),
+    /// A TPM-native key operation failed.
+    #[error(transparent)]
+    Tpm(#[from] crate::tpm::TpmError),
 }
 
 impl Error {

@@ -70,20 +70,27 @@ pub fn open_decryptor_with(spec: &str, options: &OpenOptions) -> Result<Box<dyn 
     }
 }
 
-/// The merge seam for `tpm2:` signers: `crate::tpm` provides the TPM key type.
+/// `tpm2:` keys are ECDH decryption keys; TPM signing keys are reached through tpm2-pkcs11.
 fn tpm_signer(spec: &str) -> Result<Box<dyn Signer>> {
-    Err(tpm_not_linked(spec))
+    Err(Error::Invalid(format!(
+        "`{spec}`: tpm2: keys are ECDH decryption keys and cannot sign; for a TPM-held signing \
+         key use a pkcs11: URI of a tpm2-pkcs11 token"
+    )))
 }
 
-/// The merge seam for `tpm2:` decryptors: `crate::tpm` provides the TPM key type.
 fn tpm_decryptor(spec: &str) -> Result<Box<dyn Decryptor>> {
-    Err(tpm_not_linked(spec))
+    Ok(Box::new(crate::tpm::TpmEcdhKey::open(spec)?))
 }
 
-fn tpm_not_linked(spec: &str) -> Error {
-    Error::Invalid(format!(
-        "`{spec}`: tpm2: keys are handled by keymgr::tpm, which this build does not include"
-    ))
+/// The certificate named by a `tpm2:` spec's `cert=`.
+fn tpm_certificates(spec: &str) -> Result<Vec<Vec<u8>>> {
+    let key = crate::tpm::TpmEcdhKey::open(spec)?;
+    match bundle::keys::RecipientKey::certificate_der(&key) {
+        Some(cert) => Ok(vec![cert]),
+        None => Err(Error::Invalid(format!(
+            "`{spec}` names no certificate: add ;cert=<file> to the tpm2: key"
+        ))),
+    }
 }
 
 /// The certificate of a specification: the first certificate of a PEM (or DER) file, or for a
@@ -114,7 +121,7 @@ fn load(spec: &str, options: &OpenOptions, first_only: bool) -> Result<Vec<Vec<u
     match KeySpec::parse(spec)? {
         KeySpec::File(path) => certificates_from_file(&path),
         KeySpec::Pkcs11(uri) => token_certificates(&uri, options, first_only),
-        KeySpec::Tpm(spec) => Err(tpm_not_linked(&spec)),
+        KeySpec::Tpm(spec) => tpm_certificates(&spec),
     }
 }
 

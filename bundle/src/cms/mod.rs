@@ -8,6 +8,7 @@
 //! first, as RAUC's `d2i_CMS_bio` accepts BER.
 
 pub mod enveloped;
+pub mod names;
 pub mod signed;
 pub mod verify;
 
