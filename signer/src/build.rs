@@ -66,20 +66,31 @@ pub fn build_bundle(req: &BuildRequest<'_>, progress: &Progress) -> Result<Build
     check_output_location(req.content_dir, req.output)?;
     check_referenced_files(&manifest, req.content_dir)?;
     hash_images(&mut manifest, req.content_dir, progress)?;
-    tracing::info!(format = %format, images = manifest.images.len(), "creating bundle");
+    tracing::debug!(format = %format, images = manifest.images.len(), "creating bundle");
 
     let out = AtomicFile::create(req.output)?;
     let internal = manifest.to_internal().to_text(req.vocabulary)?;
     {
         let _phase = progress.phase("Creating squashfs", None);
-        squashfs::build(req.content_dir, &internal, out.temp_path(), &req.mksquashfs_args)?;
+        squashfs::build(
+            req.content_dir,
+            &internal,
+            out.temp_path(),
+            &req.mksquashfs_args,
+        )?;
     }
     let file = out.reopen()?;
     let data_size = squashfs_size(&file, format)?;
     let (cms, verity) = sign_payload(req, &file, data_size, &mut manifest, format, progress)?;
     append_signature(&file, &cms, req.max_signature_size)?;
     let check = match &req.verify_with {
-        Some(keyring) => Some(verify::check_new_bundle(out.temp_path(), keyring, None, req.max_signature_size, false)?),
+        Some(keyring) => Some(verify::check_new_bundle(
+            out.temp_path(),
+            keyring,
+            None,
+            req.max_signature_size,
+            false,
+        )?),
         None => None,
     };
     let path = out.commit()?;
@@ -97,7 +108,14 @@ pub fn build_bundle(req: &BuildRequest<'_>, progress: &Progress) -> Result<Build
 fn load_input_manifest(content_dir: &Path) -> Result<Manifest> {
     let path = content_dir.join(MANIFEST_NAME);
     let bytes = std::fs::read(&path).map_err(|e| Error::io("failed to read manifest", &path, e))?;
-    let manifest = Manifest::parse_bytes(&bytes)?;
+    let mut manifest = Manifest::parse_bytes(&bytes)?;
+    // rauc 1.8 writes sha256/size back into the content directory's manifest; they are
+    // recomputed here, so a directory rauc 1.8 has bundled before still works.
+    for image in &mut manifest.images {
+        if image.sha256.take().is_some() | image.size.take().is_some() {
+            tracing::debug!(image = ?image.filename, "recomputing sha256/size from the input manifest");
+        }
+    }
     manifest.check_input()?;
     Ok(manifest)
 }
@@ -125,7 +143,10 @@ fn check_output_location(content_dir: &Path, output: &Path) -> Result<()> {
     let content = content_dir
         .canonicalize()
         .map_err(|e| Error::io("failed to open content directory", content_dir, e))?;
-    let parent = output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = output
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let parent = parent
         .canonicalize()
         .map_err(|e| Error::io("failed to open output directory", parent, e))?;
@@ -141,7 +162,10 @@ fn check_output_location(content_dir: &Path, output: &Path) -> Result<()> {
 
 /// The hook script and the handler must be in the content directory.
 fn check_referenced_files(manifest: &Manifest, content_dir: &Path) -> Result<()> {
-    for (what, name) in [("hook", &manifest.hooks.filename), ("handler", &manifest.handler.filename)] {
+    for (what, name) in [
+        ("hook", &manifest.hooks.filename),
+        ("handler", &manifest.handler.filename),
+    ] {
         if let Some(name) = name
             && !content_dir.join(name).is_file()
         {
@@ -156,20 +180,31 @@ fn check_referenced_files(manifest: &Manifest, content_dir: &Path) -> Result<()>
 
 /// Computes `sha256` and `size` of every image file, all images in parallel.
 fn hash_images(manifest: &mut Manifest, content_dir: &Path, progress: &Progress) -> Result<()> {
-    let paths: Vec<Option<PathBuf>> =
-        manifest.images.iter().map(|i| i.filename.as_ref().map(|f| content_dir.join(f))).collect();
+    let paths: Vec<Option<PathBuf>> = manifest
+        .images
+        .iter()
+        .map(|i| i.filename.as_ref().map(|f| content_dir.join(f)))
+        .collect();
     let mut total = 0;
     for path in paths.iter().flatten() {
-        let meta = std::fs::metadata(path).map_err(|e| Error::io("failed to open image", path, e))?;
+        let meta =
+            std::fs::metadata(path).map_err(|e| Error::io("failed to open image", path, e))?;
         if !meta.is_file() {
-            return Err(Error::Usage(format!("image '{}' is not a regular file", path.display())));
+            return Err(Error::Usage(format!(
+                "image '{}' is not a regular file",
+                path.display()
+            )));
         }
         total += meta.len();
     }
     let phase = progress.phase("Hashing images", Some(total));
     let digests: Vec<Option<([u8; 32], u64)>> = paths
         .par_iter()
-        .map(|p| p.as_deref().map(|p| sha256_file(p, &|n| phase.inc(n))).transpose())
+        .map(|p| {
+            p.as_deref()
+                .map(|p| sha256_file(p, &|n| phase.inc(n)))
+                .transpose()
+        })
         .collect::<Result<_>>()?;
     for (image, digest) in manifest.images.iter_mut().zip(digests) {
         if let Some((sha, size)) = digest {
@@ -187,7 +222,10 @@ pub fn sha256_file(path: &Path, progress: bundle::Progress) -> Result<([u8; 32],
 }
 
 /// Streams a reader through SHA-256; returns the digest and the byte count.
-pub(crate) fn sha256_stream(mut reader: impl Read, progress: bundle::Progress) -> std::io::Result<([u8; 32], u64)> {
+pub(crate) fn sha256_stream(
+    mut reader: impl Read,
+    progress: bundle::Progress,
+) -> std::io::Result<([u8; 32], u64)> {
     let mut hasher = openssl::sha::Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut size = 0u64;
@@ -205,14 +243,18 @@ pub(crate) fn sha256_stream(mut reader: impl Read, progress: bundle::Progress) -
 /// Appends the CMS and its length at the end of the payload file.
 pub(crate) fn append_signature(file: &File, cms: &[u8], max_signature_size: u64) -> Result<()> {
     let mut end = file;
-    end.seek(SeekFrom::End(0)).map_err(|e| Error::io("failed to seek in", "<bundle>", e))?;
+    end.seek(SeekFrom::End(0))
+        .map_err(|e| Error::io("failed to seek in", "<bundle>", e))?;
     container::append_cms(&mut end, cms, max_signature_size)?;
     Ok(())
 }
 
 /// The squashfs size, checked as `rauc bundle` does (4 KiB aligned; > 4096 for verity/crypt).
 fn squashfs_size(file: &File, format: BundleFormat) -> Result<u64> {
-    let size = file.metadata().map_err(|e| Error::io("failed to stat squashfs", "<bundle>", e))?.len();
+    let size = file
+        .metadata()
+        .map_err(|e| Error::io("failed to stat squashfs", "<bundle>", e))?
+        .len();
     if format != BundleFormat::Plain {
         if size % 4096 != 0 {
             return Err(Error::Usage(format!(
@@ -220,7 +262,9 @@ fn squashfs_size(file: &File, format: BundleFormat) -> Result<u64> {
             )));
         }
         if size <= 4096 {
-            return Err(Error::Usage(format!("squashfs size ({size}) must be larger than 4096 bytes")));
+            return Err(Error::Usage(format!(
+                "squashfs size ({size}) must be larger than 4096 bytes"
+            )));
         }
     }
     Ok(size)
@@ -248,7 +292,8 @@ fn sign_payload(
     let params = if format == BundleFormat::Crypt {
         let key = CryptKey::generate()?;
         let phase = progress.phase("Encrypting and hashing", Some(data_size));
-        let params = crypt::encrypt_file_and_append_tree(file, data_size, &key, &salt, &|n| phase.inc(n))?;
+        let params =
+            crypt::encrypt_file_and_append_tree(file, data_size, &key, &salt, &|n| phase.inc(n))?;
         manifest.set_crypt_key(&key);
         params
     } else {
@@ -257,6 +302,11 @@ fn sign_payload(
     };
     manifest.set_verity(&params);
     let text = zeroize::Zeroizing::new(manifest.to_text(req.vocabulary)?);
-    let cms = signed::sign(Content::Inline(text.as_bytes()), key, certs, SystemTime::now())?;
+    let cms = signed::sign(
+        Content::Inline(text.as_bytes()),
+        key,
+        certs,
+        SystemTime::now(),
+    )?;
     Ok((cms, Some(params)))
 }

@@ -40,6 +40,15 @@ pub enum Error {
     /// Invalid arguments.
     #[error("{0}")]
     Usage(String),
+    /// The request is refused as unsafe or unsupported; the message says how to proceed.
+    #[error("{0}")]
+    Refused(String),
+    /// A bundle format error (manifest, container, CMS, verity, crypt).
+    #[error(transparent)]
+    Bundle(#[from] bundle::Error),
+    /// A key or token error.
+    #[error(transparent)]
+    Key(#[from] keymgr::Error),
 }
 
 impl Error {

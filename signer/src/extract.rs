@@ -25,7 +25,12 @@ pub struct OpenSettings<'a> {
 /// bundles on the fly) and unpacks the squashfs into `dest` (absent or an empty directory).
 /// Returns the number of files written.
 pub fn extract(bundle: &Path, dest: &Path, settings: &OpenSettings<'_>) -> Result<usize> {
-    let mut verified = open_verified(bundle, settings.keyring, settings.key, settings.max_signature_size)?;
+    let mut verified = open_verified(
+        bundle,
+        settings.keyring,
+        settings.key,
+        settings.max_signature_size,
+    )?;
     verified.check_payload()?;
     let out = AtomicDir::create(dest)?;
     let files = unpack::extract_all(verified.squashfs_reader()?, out.path())?;
@@ -46,6 +51,8 @@ pub fn extract_signature(bundle: &Path, dest: &Path, settings: &OpenSettings<'_>
 /// Writes `data` to `dest` atomically.
 pub fn write_file(dest: &Path, data: &[u8]) -> Result<PathBuf> {
     let out = AtomicFile::create(dest)?;
-    out.file().write_all(data).map_err(|e| Error::io("failed to write", out.temp_path(), e))?;
+    out.file()
+        .write_all(data)
+        .map_err(|e| Error::io("failed to write", out.temp_path(), e))?;
     out.commit()
 }

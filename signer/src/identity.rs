@@ -17,18 +17,30 @@ pub struct SigningIdentity {
 impl SigningIdentity {
     /// Opens `--key`, loads `--cert` (first certificate of a PEM file, or a token certificate
     /// object) and every `--intermediate`.
-    pub fn open(cert: &str, key: &str, intermediates: &[String], options: &keymgr::OpenOptions) -> Result<Self> {
+    pub fn open(
+        cert: &str,
+        key: &str,
+        intermediates: &[String],
+        options: &keymgr::OpenOptions,
+    ) -> Result<Self> {
         let key = keymgr::open_signer(key, options)?;
         let certificate = keymgr::load_certificate_with(cert, options)?;
         let intermediates = intermediates
             .iter()
             .map(|spec| keymgr::load_certificate_with(spec, options))
             .collect::<keymgr::Result<_>>()?;
-        Ok(SigningIdentity { key, certificate, intermediates })
+        Ok(SigningIdentity {
+            key,
+            certificate,
+            intermediates,
+        })
     }
 
     /// The certificates as the CMS builder takes them.
     pub fn certs(&self) -> SignerCerts<'_> {
-        SignerCerts { certificate: &self.certificate, intermediates: &self.intermediates }
+        SignerCerts {
+            certificate: &self.certificate,
+            intermediates: &self.intermediates,
+        }
     }
 }

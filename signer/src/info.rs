@@ -55,7 +55,9 @@ pub fn render(info: &BundleInfo, format: OutputFormat, dumps: Dumps) -> String {
         OutputFormat::Readable => readable(info),
         OutputFormat::Shell => shell(&info.manifest),
         OutputFormat::Json => json(info).to_string(),
-        OutputFormat::JsonPretty => serde_json::to_string_pretty(&json(info)).expect("JSON values serialize"),
+        OutputFormat::JsonPretty => {
+            serde_json::to_string_pretty(&json(info)).expect("JSON values serialize")
+        }
     };
     out.push('\n');
     if dumps.cert
@@ -100,12 +102,25 @@ fn readable(info: &BundleInfo) -> String {
     }
     if info.format != BundleFormat::Plain {
         let b = &m.bundle;
-        let _ = writeln!(s, "  Verity Salt: \t'{}'", b.verity_salt.as_deref().unwrap_or("(null)"));
-        let _ = writeln!(s, "  Verity Hash: \t'{}'", b.verity_hash.as_deref().unwrap_or("(null)"));
+        let _ = writeln!(
+            s,
+            "  Verity Salt: \t'{}'",
+            b.verity_salt.as_deref().unwrap_or("(null)")
+        );
+        let _ = writeln!(
+            s,
+            "  Verity Hash: \t'{}'",
+            b.verity_hash.as_deref().unwrap_or("(null)")
+        );
         let _ = writeln!(s, "  Verity Size: \t{}", b.verity_size.unwrap_or(0));
     }
     let n = m.images.len();
-    let _ = write!(s, "\n{n} Image{}{}\n", if n == 1 { "" } else { "s" }, if n > 0 { ":" } else { "" });
+    let _ = write!(
+        s,
+        "\n{n} Image{}{}\n",
+        if n == 1 { "" } else { "s" },
+        if n > 0 { ":" } else { "" }
+    );
     for image in &m.images {
         let _ = writeln!(s, "  \x1b[1m[{}]\x1b[0m", image.slot_class);
         if let Some(v) = &image.variant {
@@ -116,7 +131,11 @@ fn readable(info: &BundleInfo) -> String {
             continue;
         };
         let _ = writeln!(s, "\tFilename:  {filename}");
-        let _ = writeln!(s, "\tChecksum:  {}", image.sha256.as_deref().unwrap_or("(null)"));
+        let _ = writeln!(
+            s,
+            "\tChecksum:  {}",
+            image.sha256.as_deref().unwrap_or("(null)")
+        );
         let _ = writeln!(s, "\tSize:      {}", image.size.unwrap_or(0));
         let _ = writeln!(s, "\tHooks:     {}", image.hooks.names().join(" "));
         if let Some(adaptive) = image.adaptive.as_ref().filter(|a| !a.is_empty()) {
@@ -127,7 +146,11 @@ fn readable(info: &BundleInfo) -> String {
 }
 
 fn bundle_hooks(m: &Manifest) -> Vec<&'static str> {
-    if m.hooks.install_check { vec!["install-check"] } else { Vec::new() }
+    if m.hooks.install_check {
+        vec!["install-check"]
+    } else {
+        Vec::new()
+    }
 }
 
 fn chain_text(chain: Option<&[X509]>) -> String {
@@ -137,9 +160,18 @@ fn chain_text(chain: Option<&[X509]>) -> String {
     let mut s = String::from("Certificate Chain:\n");
     for (i, cert) in chain.iter().enumerate() {
         let spki = bundle::cms::verify::spki_sha256(cert)
-            .map(|h| h.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":"))
+            .map(|h| {
+                h.iter()
+                    .map(|b| format!("{b:02X}"))
+                    .collect::<Vec<_>>()
+                    .join(":")
+            })
             .unwrap_or_default();
-        let issuer = cert.issuer_name().to_der().ok().and_then(|d| bundle::cms::names::name_oneline(&d));
+        let issuer = cert
+            .issuer_name()
+            .to_der()
+            .ok()
+            .and_then(|d| bundle::cms::names::name_oneline(&d));
         let _ = writeln!(s, "{i:2} Subject: {}", subject(cert));
         let _ = writeln!(s, "   Issuer: {}", issuer.unwrap_or_default());
         let _ = writeln!(s, "   SPKI sha256: {spki}");
@@ -170,7 +202,10 @@ fn shell(m: &Manifest) -> String {
         lines.push(format!("RAUC_IMAGE_VARIANT_{n}={}", opt(&i.variant)));
         lines.push(format!("RAUC_IMAGE_DIGEST_{n}={}", opt(&i.sha256)));
         lines.push(format!("RAUC_IMAGE_SIZE_{n}={}", i.size.unwrap_or(0)));
-        lines.push(format!("RAUC_IMAGE_HOOKS_{n}={}", sq(&i.hooks.names().join(" "))));
+        lines.push(format!(
+            "RAUC_IMAGE_HOOKS_{n}={}",
+            sq(&i.hooks.names().join(" "))
+        ));
         if let Some(a) = i.adaptive.as_ref().filter(|a| !a.is_empty()) {
             lines.push(format!("RAUC_IMAGE_ADAPTIVE_{n}={}", sq(&a.join(" "))));
         }

@@ -50,11 +50,20 @@ impl AtomicFile {
         &self.dest
     }
 
+    /// Opens the temporary file again by name (after a tool such as `mksquashfs` wrote it).
+    pub fn reopen(&self) -> Result<File> {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(self.temp.path())
+            .map_err(|e| Error::io("failed to open", self.temp.path(), e))
+    }
+
     /// Flushes the data to disk and renames the file into place, refusing to replace an existing
     /// destination.
     pub fn commit(self) -> Result<PathBuf> {
-        self.temp
-            .as_file()
+        // Sync by name: a tool may have replaced the file behind our handle.
+        self.reopen()?
             .sync_all()
             .map_err(|e| Error::io("failed to flush", self.temp.path(), e))?;
         rename_noreplace(self.temp.path(), &self.dest)?;

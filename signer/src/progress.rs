@@ -14,7 +14,9 @@ pub struct Progress {
 impl Progress {
     /// Progress on stderr if it is a terminal.
     pub fn terminal() -> Self {
-        Progress { enabled: std::io::stderr().is_terminal() }
+        Progress {
+            enabled: std::io::stderr().is_terminal(),
+        }
     }
 
     /// No progress output at all.
@@ -25,7 +27,9 @@ impl Progress {
     /// Starts a phase: a byte bar when `total` is known, else a spinner.
     pub fn phase(&self, message: &str, total: Option<u64>) -> Phase {
         if !self.enabled {
-            return Phase { bar: ProgressBar::with_draw_target(total, ProgressDrawTarget::hidden()) };
+            return Phase {
+                bar: ProgressBar::with_draw_target(total, ProgressDrawTarget::hidden()),
+            };
         }
         let bar = match total {
             Some(total) => ProgressBar::new(total).with_style(

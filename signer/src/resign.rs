@@ -34,7 +34,12 @@ pub struct ResignSettings<'a> {
 }
 
 /// Signs the bundle's manifest (verity/crypt) or payload (plain) again with `identity`.
-pub fn resign(input: &Path, output: &Path, identity: &SigningIdentity, s: &ResignSettings<'_>) -> Result<Option<PostSignCheck>> {
+pub fn resign(
+    input: &Path,
+    output: &Path,
+    identity: &SigningIdentity,
+    s: &ResignSettings<'_>,
+) -> Result<Option<PostSignCheck>> {
     let signed = open_signed(input, s.key, s.max_signature_size)?;
     let encrypted = signed.was_encrypted();
     let (content, payload_size) = authenticated_content(signed, s.input_keyring)?;
@@ -43,20 +48,28 @@ pub fn resign(input: &Path, output: &Path, identity: &SigningIdentity, s: &Resig
     let cms = match content {
         Some(manifest) => signed::sign(Content::Inline(&manifest), key, certs, SystemTime::now())?,
         None => {
-            let (sha256, _) = sha256_stream(std::io::Read::take(&mut source, payload_size), &|_| {})
-                .map_err(|e| Error::io("failed to read", input, e))?;
+            let (sha256, _) =
+                sha256_stream(std::io::Read::take(&mut source, payload_size), &|_| {})
+                    .map_err(|e| Error::io("failed to read", input, e))?;
             signed::sign(Content::Detached { sha256 }, key, certs, SystemTime::now())?
         }
     };
     if encrypted {
-        tracing::warn!("the input CMS was encrypted; the output has an unencrypted CMS (run 'signer encrypt' again)");
+        tracing::warn!(
+            "the input CMS was encrypted; the output has an unencrypted CMS (run 'signer encrypt' again)"
+        );
     }
     write_with_cms(input, &mut source, payload_size, &cms, output, s)
 }
 
 /// Replaces the bundle's CMS with `cms` (made elsewhere, e.g. by an external signing service)
 /// and checks the result: the new signature must verify and describe this payload.
-pub fn replace_signature(input: &Path, cms: &[u8], output: &Path, s: &ResignSettings<'_>) -> Result<Option<PostSignCheck>> {
+pub fn replace_signature(
+    input: &Path,
+    cms: &[u8],
+    output: &Path,
+    s: &ResignSettings<'_>,
+) -> Result<Option<PostSignCheck>> {
     let signed = open_signed(input, s.key, s.max_signature_size)?;
     let (_, payload_size) = authenticated_content(signed, s.input_keyring)?;
     let mut source = File::open(input).map_err(|e| Error::io("failed to open", input, e))?;
@@ -65,7 +78,10 @@ pub fn replace_signature(input: &Path, cms: &[u8], output: &Path, s: &ResignSett
 
 /// Verifies the input (unless `--no-verify`) and returns the manifest bytes to sign again
 /// (`None` for plain bundles, whose signature covers the payload) and the payload size.
-fn authenticated_content(signed: SignedBundle<File>, keyring: Option<&Keyring>) -> Result<(Option<Vec<u8>>, u64)> {
+fn authenticated_content(
+    signed: SignedBundle<File>,
+    keyring: Option<&Keyring>,
+) -> Result<(Option<Vec<u8>>, u64)> {
     let Some(keyring) = keyring else {
         tracing::warn!("--no-verify: the input signature is not checked");
         let layout = signed.layout();
@@ -73,7 +89,9 @@ fn authenticated_content(signed: SignedBundle<File>, keyring: Option<&Keyring>) 
         let unverified = signed.inspect_unverified()?;
         let manifest = unverified.manifest.map(|m| m.bytes.to_vec());
         if detached != manifest.is_none() {
-            return Err(Error::Refused("the input CMS content does not match its type".into()));
+            return Err(Error::Refused(
+                "the input CMS content does not match its type".into(),
+            ));
         }
         return Ok((manifest, layout.payload_size));
     };
@@ -96,15 +114,29 @@ fn write_with_cms(
     s: &ResignSettings<'_>,
 ) -> Result<Option<PostSignCheck>> {
     let out = AtomicFile::create(output)?;
-    source.seek(SeekFrom::Start(0)).map_err(|e| Error::io("failed to read", input, e))?;
-    let copied = std::io::copy(&mut std::io::Read::take(source, payload_size), &mut out.file())
-        .map_err(|e| Error::io("failed to copy the payload to", out.temp_path(), e))?;
+    source
+        .seek(SeekFrom::Start(0))
+        .map_err(|e| Error::io("failed to read", input, e))?;
+    let copied = std::io::copy(
+        &mut std::io::Read::take(source, payload_size),
+        &mut out.file(),
+    )
+    .map_err(|e| Error::io("failed to copy the payload to", out.temp_path(), e))?;
     if copied != payload_size {
-        return Err(Error::Refused(format!("{} changed while being read", input.display())));
+        return Err(Error::Refused(format!(
+            "{} changed while being read",
+            input.display()
+        )));
     }
     append_signature(out.file(), cms, s.max_signature_size)?;
     let check = match s.output_keyring {
-        Some(keyring) => Some(check_new_bundle(out.temp_path(), keyring, s.key, s.max_signature_size, true)?),
+        Some(keyring) => Some(check_new_bundle(
+            out.temp_path(),
+            keyring,
+            s.key,
+            s.max_signature_size,
+            true,
+        )?),
         None => {
             tracing::warn!("no keyring given: the new signature is not verified");
             None

@@ -71,7 +71,11 @@ pub fn check_new_bundle(
     }
     let sig = verified.signature();
     let mut warnings = sig.warnings.clone();
-    warnings.extend(sig.chain.iter().filter_map(|c| expiry_warning(c, SystemTime::now())));
+    warnings.extend(
+        sig.chain
+            .iter()
+            .filter_map(|c| expiry_warning(c, SystemTime::now())),
+    );
     Ok(PostSignCheck {
         signer: sig.chain.first().map(|c| subject(c)).unwrap_or_default(),
         chain_len: sig.chain.len(),
@@ -93,6 +97,10 @@ fn expiry_warning(cert: &X509Ref, now: SystemTime) -> Option<String> {
     let secs = soon.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_secs();
     let limit = Asn1Time::from_unix(i64::try_from(secs).ok()?).ok()?;
     (cert.not_after() <= limit).then(|| {
-        format!("certificate '{}' expires soon (not after {})", subject(cert), cert.not_after())
+        format!(
+            "certificate '{}' expires soon (not after {})",
+            subject(cert),
+            cert.not_after()
+        )
     })
 }

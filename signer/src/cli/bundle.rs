@@ -59,7 +59,10 @@ impl Args {
         let identity = SigningIdentity::open(&self.cert, &self.key, &self.intermediate, &options)
             .context("cannot load the signing identity")?;
         let verify_with = match &self.signing_keyring {
-            Some(path) => Some(bundle::cms::verify::Keyring { path: Some(path.clone()), ..self.trust_keyring(globals) }),
+            Some(path) => Some(bundle::cms::verify::Keyring {
+                path: Some(path.clone()),
+                ..self.trust_keyring(globals)
+            }),
             None => self.trust.keyring(globals),
         };
         if verify_with.is_none() {
@@ -69,10 +72,16 @@ impl Args {
             content_dir: &self.input_dir,
             output: &self.output,
             identity: &identity,
-            mksquashfs_args: signer::squashfs::split_args(self.mksquashfs_args.as_deref().unwrap_or(""))?,
+            mksquashfs_args: signer::squashfs::split_args(
+                self.mksquashfs_args.as_deref().unwrap_or(""),
+            )?,
             verify_with,
             allow_plain: self.dangerous_allow_plain,
-            vocabulary: if self.allow_newer_manifest { Vocabulary::Latest } else { Vocabulary::Rauc18 },
+            vocabulary: if self.allow_newer_manifest {
+                Vocabulary::Latest
+            } else {
+                Vocabulary::Rauc18
+            },
             max_signature_size: MAX_CMS,
         };
         let report = build_bundle(&request, &Progress::terminal())?;

@@ -86,9 +86,15 @@ impl TrustArgs {
 pub const MAX_CMS: u64 = DEFAULT_MAX_SIGNATURE_SIZE;
 
 /// Opens a decryption key from `--key` if given.
-pub fn decryptor(spec: Option<&str>, globals: &Globals) -> Result<Option<Box<dyn keymgr::Decryptor>>> {
-    spec.map(|s| keymgr::open_decryptor_with(s, &globals.open_options()).with_context(|| format!("cannot use decryption key '{}'", redact(s))))
-        .transpose()
+pub fn decryptor(
+    spec: Option<&str>,
+    globals: &Globals,
+) -> Result<Option<Box<dyn keymgr::Decryptor>>> {
+    spec.map(|s| {
+        keymgr::open_decryptor_with(s, &globals.open_options())
+            .with_context(|| format!("cannot use decryption key '{}'", redact(s)))
+    })
+    .transpose()
 }
 
 /// A key spec safe to print: `pkcs11:` URIs lose their query (where a `pin-value` may be).
@@ -102,8 +108,13 @@ pub fn redact(spec: &str) -> String {
 
 /// Logs to stderr: warnings and errors always, `-d` adds debug; plain text off a terminal.
 pub fn init_logging(debug: bool) {
-    let level = if debug { "debug" } else { "info" };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SIGNER_LOG").unwrap_or_else(|_| level.into());
+    let level = if debug {
+        "debug"
+    } else {
+        "warn,signer=info,bundle=info,keymgr=info"
+    };
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("SIGNER_LOG").unwrap_or_else(|_| level.into());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -111,4 +122,17 @@ pub fn init_logging(debug: bool) {
         .with_target(false)
         .without_time()
         .init();
+}
+
+/// The error and its causes on one line, leaving out causes whose text the message already
+/// contains (our error types print their source themselves).
+pub fn error_text(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !text.contains(&c) {
+            text = format!("{text}: {c}");
+        }
+    }
+    text
 }

@@ -29,7 +29,11 @@ impl ExtractArgs {
     pub fn run(self, globals: &Globals) -> Result<()> {
         let keyring = self.trust.require_keyring(globals)?;
         let key = decryptor(self.key.as_deref(), globals)?;
-        let settings = OpenSettings { keyring: &keyring, key: key.as_deref(), max_signature_size: MAX_CMS };
+        let settings = OpenSettings {
+            keyring: &keyring,
+            key: key.as_deref(),
+            max_signature_size: MAX_CMS,
+        };
         let files = extract(&self.bundle, &self.dir, &settings)?;
         eprintln!("Extracted {files} files to {}", self.dir.display());
         Ok(())
@@ -55,7 +59,11 @@ impl ExtractSignatureArgs {
     pub fn run(self, globals: &Globals) -> Result<()> {
         let keyring = self.trust.require_keyring(globals)?;
         let key = decryptor(self.key.as_deref(), globals)?;
-        let settings = OpenSettings { keyring: &keyring, key: key.as_deref(), max_signature_size: MAX_CMS };
+        let settings = OpenSettings {
+            keyring: &keyring,
+            key: key.as_deref(),
+            max_signature_size: MAX_CMS,
+        };
         let size = extract_signature(&self.bundle, &self.output, &settings)?;
         eprintln!("Wrote {size}-byte signature to {}", self.output.display());
         Ok(())

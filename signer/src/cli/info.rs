@@ -41,7 +41,12 @@ pub struct Args {
 impl Args {
     pub fn run(self, globals: &Globals) -> Result<()> {
         let key = decryptor(self.key.as_deref(), globals)?;
-        let opened = Bundle::open_with(&self.bundle, bundle::container::OpenOptions { max_signature_size: MAX_CMS })?;
+        let opened = Bundle::open_with(
+            &self.bundle,
+            bundle::container::OpenOptions {
+                max_signature_size: MAX_CMS,
+            },
+        )?;
         let recipients = match &opened {
             OpenedBundle::Enveloped(e) => Some(list_recipients(e.envelope())?),
             OpenedBundle::Signed(_) => None,
@@ -54,20 +59,44 @@ impl Args {
         let info = if self.no_verify {
             let first = first_certificate(signed.signed_data());
             let u = signed.inspect_unverified()?;
-            let m = u.manifest.ok_or_else(|| anyhow::anyhow!("plain bundles need verification to show their manifest"))?;
-            BundleInfo { format: m.manifest.bundle.format, encrypted, manifest: m.manifest, manifest_hash: m.hash, chain: None, first_certificate: first, recipients }
+            let m = u.manifest.ok_or_else(|| {
+                anyhow::anyhow!("plain bundles need verification to show their manifest")
+            })?;
+            BundleInfo {
+                format: m.manifest.bundle.format,
+                encrypted,
+                manifest: m.manifest,
+                manifest_hash: m.hash,
+                chain: None,
+                first_certificate: first,
+                recipients,
+            }
         } else {
             let keyring = self.trust.require_keyring(globals)?;
             let first = first_certificate(signed.signed_data());
             let mut v = signed.verify(&keyring)?;
             if v.manifest_in_payload() {
-                let bytes = signer::unpack::read_file(v.squashfs_reader()?, signer::squashfs::MANIFEST_NAME)?;
+                let bytes = signer::unpack::read_file(
+                    v.squashfs_reader()?,
+                    signer::squashfs::MANIFEST_NAME,
+                )?;
                 v.load_plain_manifest(bytes)?;
             }
             let m = v.manifest().expect("manifest loaded").clone();
-            BundleInfo { format: v.format(), encrypted, manifest: m.manifest, manifest_hash: m.hash, chain: Some(v.signature().chain.clone()), first_certificate: first, recipients }
+            BundleInfo {
+                format: v.format(),
+                encrypted,
+                manifest: m.manifest,
+                manifest_hash: m.hash,
+                chain: Some(v.signature().chain.clone()),
+                first_certificate: first,
+                recipients,
+            }
         };
-        let dumps = Dumps { cert: self.dump_cert, recipients: self.dump_recipients };
+        let dumps = Dumps {
+            cert: self.dump_cert,
+            recipients: self.dump_recipients,
+        };
         print!("{}", render(&info, self.output_format, dumps));
         Ok(())
     }
@@ -75,5 +104,7 @@ impl Args {
 
 fn first_certificate(signed_data: &[u8]) -> Option<X509> {
     let info = bundle::cms::inspect(signed_data).ok()?;
-    info.certificates.first().and_then(|der| X509::from_der(der).ok())
+    info.certificates
+        .first()
+        .and_then(|der| X509::from_der(der).ok())
 }

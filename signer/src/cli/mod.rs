@@ -19,7 +19,12 @@ use common::Globals;
 /// The PKCS#11 module is the URI's `module-path`, `--module`, `PKCS11_MODULE_PATH` or
 /// `RAUC_PKCS11_MODULE`, else the p11-kit proxy. Option names follow `rauc`.
 #[derive(Debug, Parser)]
-#[command(name = "signer", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "signer",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 struct Cli {
     #[command(flatten)]
     globals: Globals,
@@ -52,7 +57,7 @@ pub fn run() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("signer: error: {e:#}");
+            eprintln!("signer: error: {}", common::error_text(&e));
             ExitCode::FAILURE
         }
     }

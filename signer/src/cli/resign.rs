@@ -52,9 +52,16 @@ struct CheckArgs {
 
 impl CheckArgs {
     fn keyrings(&self, globals: &Globals) -> Result<(Option<Keyring>, Option<Keyring>)> {
-        let input = if self.no_verify { None } else { Some(self.trust.require_keyring(globals)?) };
+        let input = if self.no_verify {
+            None
+        } else {
+            Some(self.trust.require_keyring(globals)?)
+        };
         let output = match &self.signing_keyring {
-            Some(path) => Some(Keyring { path: Some(path.clone()), ..self.trust.keyring(globals).unwrap_or_default() }),
+            Some(path) => Some(Keyring {
+                path: Some(path.clone()),
+                ..self.trust.keyring(globals).unwrap_or_default()
+            }),
             None => self.trust.keyring(globals),
         };
         Ok((input, output))
@@ -63,8 +70,13 @@ impl CheckArgs {
 
 impl ResignArgs {
     pub fn run(self, globals: &Globals) -> Result<()> {
-        let identity = SigningIdentity::open(&self.cert, &self.key, &self.intermediate, &globals.open_options())
-            .context("cannot load the signing identity")?;
+        let identity = SigningIdentity::open(
+            &self.cert,
+            &self.key,
+            &self.intermediate,
+            &globals.open_options(),
+        )
+        .context("cannot load the signing identity")?;
         let key = decryptor(self.decryption_key.as_deref(), globals)?;
         let (input, output) = self.check.keyrings(globals)?;
         let settings = ResignSettings {
@@ -101,7 +113,8 @@ pub struct ReplaceArgs {
 
 impl ReplaceArgs {
     pub fn run(self, globals: &Globals) -> Result<()> {
-        let cms = std::fs::read(&self.signature).with_context(|| format!("cannot read {}", self.signature.display()))?;
+        let cms = std::fs::read(&self.signature)
+            .with_context(|| format!("cannot read {}", self.signature.display()))?;
         let key = decryptor(self.key.as_deref(), globals)?;
         let (input, output) = self.check.keyrings(globals)?;
         let settings = ResignSettings {
