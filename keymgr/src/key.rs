@@ -65,3 +65,70 @@ impl OpenOptions {
         }
     }
 }
+
+/// A decryptor whose certificate is given explicitly (`[encryption] cert=` of system.conf)
+/// rather than found next to the key: recipient matching then uses this certificate.
+pub struct WithCertificate {
+    key: Box<dyn Decryptor>,
+    certificate: Vec<u8>,
+}
+
+impl WithCertificate {
+    /// Wraps `key`; `certificate` (DER) must belong to it — checked against the public key.
+    pub fn new(key: Box<dyn Decryptor>, certificate: Vec<u8>) -> Result<Self> {
+        let cert_spki = openssl::x509::X509::from_der(&certificate)
+            .and_then(|c| c.public_key())
+            .and_then(|k| k.public_key_to_der())
+            .map_err(|e| {
+                crate::Error::Invalid(format!("cannot read the decryption certificate: {e}"))
+            })?;
+        if cert_spki != key.public_key_der()? {
+            return Err(crate::Error::Invalid(format!(
+                "the decryption certificate does not belong to the key {}",
+                key.description()
+            )));
+        }
+        Ok(WithCertificate { key, certificate })
+    }
+}
+
+impl RecipientKey for WithCertificate {
+    fn kind(&self) -> KeyKind {
+        self.key.kind()
+    }
+
+    fn certificate_der(&self) -> Option<Vec<u8>> {
+        Some(self.certificate.clone())
+    }
+
+    fn ecdh(
+        &self,
+        peer_point: &[u8],
+    ) -> std::result::Result<zeroize::Zeroizing<Vec<u8>>, bundle::keys::KeyError> {
+        self.key.ecdh(peer_point)
+    }
+
+    fn rsa_decrypt(
+        &self,
+        ciphertext: &[u8],
+        padding: bundle::keys::RsaPadding,
+    ) -> std::result::Result<zeroize::Zeroizing<Vec<u8>>, bundle::keys::KeyError> {
+        self.key.rsa_decrypt(ciphertext, padding)
+    }
+}
+
+impl KeyInfo for WithCertificate {
+    fn description(&self) -> String {
+        self.key.description()
+    }
+
+    fn key_kind(&self) -> KeyKind {
+        self.key.key_kind()
+    }
+
+    fn public_key_der(&self) -> Result<Vec<u8>> {
+        self.key.public_key_der()
+    }
+}
+
+impl Decryptor for WithCertificate {}

@@ -34,12 +34,12 @@ pub mod uri;
 
 pub use error::{Error, Result};
 pub use file_key::FileKey;
-pub use key::{Decryptor, KeyInfo, OpenOptions, RsaSignaturePadding, Signer};
+pub use key::{Decryptor, KeyInfo, OpenOptions, RsaSignaturePadding, Signer, WithCertificate};
 pub use manage::{GeneratedKey, KeyType};
 pub use pin::Pin;
 pub use spec::{
     KeySpec, load_certificate, load_certificate_with, load_certificates, load_certificates_with,
-    open_decryptor, open_decryptor_with, open_signer,
+    open_decryptor, open_decryptor_with, open_decryptor_with_certificate, open_signer,
 };
 pub use token::{Access, TokenSession, TokenSummary};
 pub use token_key::TokenKey;

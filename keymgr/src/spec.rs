@@ -70,6 +70,23 @@ pub fn open_decryptor_with(spec: &str, options: &OpenOptions) -> Result<Box<dyn 
     }
 }
 
+/// Opens a decryption key and, if `certificate` (a PEM file or `pkcs11:` URI) is given, uses
+/// that certificate for recipient matching (`[encryption] key=` and `cert=`).
+pub fn open_decryptor_with_certificate(
+    spec: &str,
+    certificate: Option<&str>,
+    options: &OpenOptions,
+) -> Result<Box<dyn Decryptor>> {
+    let key = open_decryptor_with(spec, options)?;
+    match certificate {
+        Some(cert) => Ok(Box::new(crate::key::WithCertificate::new(
+            key,
+            load_certificate_with(cert, options)?,
+        )?)),
+        None => Ok(key),
+    }
+}
+
 /// `tpm2:` keys are ECDH decryption keys; TPM signing keys are reached through tpm2-pkcs11.
 fn tpm_signer(spec: &str) -> Result<Box<dyn Signer>> {
     Err(Error::Invalid(format!(

@@ -4,11 +4,13 @@
 //! | verb | module |
 //! |---|---|
 //! | `bundle` | [`build`] |
+//! | `encrypt` | [`encrypt`] |
 //! | `info` | [`info`] (+ [`verify`]) |
 //! | `extract`, `extract-signature` | [`extract`] |
 //! | `resign`, `replace-signature` | [`resign`] |
 
 pub mod build;
+pub mod encrypt;
 pub mod error;
 pub mod extract;
 pub mod identity;

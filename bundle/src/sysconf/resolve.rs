@@ -143,7 +143,7 @@ fn resolve_status(
             dir.join(defaults::CENTRAL_STATUS_NAME),
         )),
         (None, None) => {
-            tracing::info!(
+            tracing::debug!(
                 "Config option 'statusfile=<path>/per-slot' unset, falling back to per-slot status"
             );
             Ok(StatusLocation::PerSlot)

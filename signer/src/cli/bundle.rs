@@ -61,9 +61,9 @@ impl Args {
         let verify_with = match &self.signing_keyring {
             Some(path) => Some(bundle::cms::verify::Keyring {
                 path: Some(path.clone()),
-                ..self.trust_keyring(globals)
+                ..self.trust.keyring(globals)?.unwrap_or_default()
             }),
-            None => self.trust.keyring(globals),
+            None => self.trust.keyring(globals)?,
         };
         if verify_with.is_none() {
             tracing::info!("No keyring given, skipping signature verification");
@@ -100,9 +100,5 @@ impl Args {
             report.cms_size
         );
         Ok(())
-    }
-
-    fn trust_keyring(&self, globals: &Globals) -> bundle::cms::verify::Keyring {
-        self.trust.keyring(globals).unwrap_or_default()
     }
 }

@@ -6,11 +6,16 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use bundle::cms::verify::Keyring;
 use bundle::container::DEFAULT_MAX_SIGNATURE_SIZE;
+use bundle::sysconf::SystemConfig;
 use clap::Args;
 
 /// Options valid before or after any verb.
 #[derive(Debug, Args)]
 pub struct Globals {
+    /// A RAUC system.conf whose [keyring] and [encryption] settings apply (command-line options
+    /// override them).
+    #[arg(short = 'c', long, global = true, value_name = "FILE")]
+    pub conf: Option<PathBuf>,
     /// PKCS#11 module for `pkcs11:` URIs without `module-path` (default: PKCS11_MODULE_PATH,
     /// RAUC_PKCS11_MODULE, else the p11-kit proxy).
     #[arg(long, global = true, value_name = "PATH")]
@@ -24,6 +29,16 @@ pub struct Globals {
 }
 
 impl Globals {
+    /// The system.conf given with `--conf`, parsed with RAUC's strictness.
+    pub fn system_config(&self) -> Result<Option<SystemConfig>> {
+        self.conf
+            .as_deref()
+            .map(|p| {
+                SystemConfig::load(p).with_context(|| format!("invalid --conf {}", p.display()))
+            })
+            .transpose()
+    }
+
     /// Key-opening options from `--module`.
     pub fn open_options(&self) -> keymgr::OpenOptions {
         match &self.module {
@@ -58,26 +73,30 @@ pub struct TrustArgs {
 }
 
 impl TrustArgs {
-    /// The keyring from `--keyring` and these flags, or `None` if neither file nor directory.
-    pub fn keyring(&self, globals: &Globals) -> Option<Keyring> {
-        if globals.keyring.is_none() && self.keyring_directory.is_none() {
-            return None;
-        }
-        Some(Keyring {
-            path: globals.keyring.clone(),
-            directory: self.keyring_directory.clone(),
-            check_crl: self.check_crl,
-            allow_partial_chain: self.allow_partial_chain,
-            check_purpose: self.check_purpose.clone(),
+    /// The keyring: `[keyring]` of `--conf` (if given) overridden by `--keyring` and these
+    /// flags; `None` if that names neither a file nor a directory.
+    pub fn keyring(&self, globals: &Globals) -> Result<Option<Keyring>> {
+        let base = globals
+            .system_config()?
+            .map(|c| c.keyring)
+            .unwrap_or_default();
+        let keyring = Keyring {
+            path: globals.keyring.clone().or(base.path),
+            directory: self.keyring_directory.clone().or(base.directory),
+            check_crl: self.check_crl || base.check_crl,
+            allow_partial_chain: self.allow_partial_chain || base.allow_partial_chain,
+            check_purpose: self.check_purpose.clone().or(base.check_purpose),
             no_check_time: self.no_check_time,
-            use_bundle_signing_time: self.use_bundle_signing_time,
-        })
+            use_bundle_signing_time: self.use_bundle_signing_time || base.use_bundle_signing_time,
+        };
+        Ok((keyring.path.is_some() || keyring.directory.is_some()).then_some(keyring))
     }
 
     /// The keyring, required unless verification is explicitly skipped.
     pub fn require_keyring(&self, globals: &Globals) -> Result<Keyring> {
-        self.keyring(globals).context(
-            "No keyring file or directory provided: pass --keyring PEMFILE (or --no-verify where offered)",
+        self.keyring(globals)?.context(
+            "No keyring file or directory provided: pass --keyring PEMFILE or --conf with a \
+             [keyring] section (or --no-verify where offered)",
         )
     }
 }
@@ -85,16 +104,25 @@ impl TrustArgs {
 /// The largest CMS rauc 1.8 accepts.
 pub const MAX_CMS: u64 = DEFAULT_MAX_SIGNATURE_SIZE;
 
-/// Opens a decryption key from `--key` if given.
+/// Opens the decryption key: `--key` if given, else `[encryption] key` (with `cert`) of
+/// `--conf`; `None` if neither.
 pub fn decryptor(
     spec: Option<&str>,
     globals: &Globals,
 ) -> Result<Option<Box<dyn keymgr::Decryptor>>> {
-    spec.map(|s| {
-        keymgr::open_decryptor_with(s, &globals.open_options())
-            .with_context(|| format!("cannot use decryption key '{}'", redact(s)))
-    })
-    .transpose()
+    let (key, cert) = match spec {
+        Some(key) => (key.to_string(), None),
+        None => match globals.system_config()?.map(|c| c.encryption) {
+            Some(enc) if enc.key.is_some() => (
+                enc.key.unwrap_or_default(),
+                enc.cert.map(|c| c.to_string_lossy().into_owned()),
+            ),
+            _ => return Ok(None),
+        },
+    };
+    keymgr::open_decryptor_with_certificate(&key, cert.as_deref(), &globals.open_options())
+        .with_context(|| format!("cannot use decryption key '{}'", redact(&key)))
+        .map(Some)
 }
 
 /// A key spec safe to print: `pkcs11:` URIs lose their query (where a `pin-value` may be).

@@ -2,6 +2,7 @@
 
 mod bundle;
 mod common;
+mod encrypt;
 mod extract;
 mod info;
 mod resign;
@@ -35,6 +36,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Bundle(bundle::Args),
+    Encrypt(encrypt::Args),
     Info(info::Args),
     Extract(extract::ExtractArgs),
     ExtractSignature(extract::ExtractSignatureArgs),
@@ -48,6 +50,7 @@ pub fn run() -> ExitCode {
     common::init_logging(cli.globals.debug);
     let result = match cli.command {
         Command::Bundle(a) => a.run(&cli.globals),
+        Command::Encrypt(a) => a.run(&cli.globals),
         Command::Info(a) => a.run(&cli.globals),
         Command::Extract(a) => a.run(&cli.globals),
         Command::ExtractSignature(a) => a.run(&cli.globals),

@@ -60,9 +60,9 @@ impl CheckArgs {
         let output = match &self.signing_keyring {
             Some(path) => Some(Keyring {
                 path: Some(path.clone()),
-                ..self.trust.keyring(globals).unwrap_or_default()
+                ..self.trust.keyring(globals)?.unwrap_or_default()
             }),
-            None => self.trust.keyring(globals),
+            None => self.trust.keyring(globals)?,
         };
         Ok((input, output))
     }
