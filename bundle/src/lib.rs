@@ -12,6 +12,7 @@ pub mod cms;
 pub mod container;
 pub mod crypt;
 pub mod error;
+pub mod info;
 pub mod keyfile;
 pub mod keys;
 pub mod manifest;

@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `bundle` | [`build`] |
 //! | `encrypt` | [`encrypt`] |
-//! | `info` | [`info`] (+ [`verify`]) |
+//! | `info` | [`bundle::info`] (+ [`verify`]) |
 //! | `extract`, `extract-signature` | [`extract`] |
 //! | `resign`, `replace-signature` | [`resign`] |
 
@@ -14,7 +14,6 @@ pub mod encrypt;
 pub mod error;
 pub mod extract;
 pub mod identity;
-pub mod info;
 pub mod output;
 pub mod progress;
 pub mod resign;

@@ -5,9 +5,9 @@ use std::fs::File;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use bundle::cms::names::name_oneline;
 use bundle::cms::verify::Keyring;
 use bundle::container::OpenOptions;
+use bundle::info::subject;
 use bundle::state::{Bundle, OpenedBundle, SignedBundle, VerifiedBundle};
 use openssl::asn1::Asn1Time;
 use openssl::x509::X509Ref;
@@ -81,15 +81,6 @@ pub fn check_new_bundle(
         chain_len: sig.chain.len(),
         warnings,
     })
-}
-
-/// The subject of a certificate as `X509_NAME_print_ex(XN_FLAG_ONELINE)` prints it.
-pub fn subject(cert: &X509Ref) -> String {
-    cert.subject_name()
-        .to_der()
-        .ok()
-        .and_then(|der| name_oneline(&der))
-        .unwrap_or_else(|| "<unprintable name>".into())
 }
 
 fn expiry_warning(cert: &X509Ref, now: SystemTime) -> Option<String> {

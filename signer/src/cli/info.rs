@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use bundle::cms::enveloped::list_recipients;
+use bundle::info::{BundleInfo, Dumps, OutputFormat, render};
 use bundle::state::{Bundle, OpenedBundle};
 use openssl::x509::X509;
-use signer::info::{BundleInfo, Dumps, OutputFormat, render};
 
 use super::common::{Globals, MAX_CMS, TrustArgs, decryptor};
 
@@ -24,7 +24,11 @@ pub struct Args {
     #[arg(long)]
     no_verify: bool,
     /// Output format.
-    #[arg(long, value_enum, default_value = "readable")]
+    #[arg(
+        long,
+        default_value = "readable",
+        value_name = "readable|shell|json|json-pretty"
+    )]
     output_format: OutputFormat,
     /// Print the signer certificate.
     #[arg(long)]

@@ -1,16 +1,15 @@
-//! `signer info`: what a bundle contains, printed as rauc 1.8 prints it (readable, shell, json).
+//! What a bundle contains, rendered as `rauc info` 1.8 prints it (readable, shell, json); used by
+//! `signer info` and the device's `ota info`.
 
 use std::fmt::Write;
 
-use bundle::cms::enveloped::RecipientListing;
-use bundle::manifest::{BundleFormat, Manifest};
+use crate::cms::enveloped::RecipientListing;
+use crate::manifest::{BundleFormat, Manifest};
 use openssl::x509::X509;
 use serde_json::{Value, json};
 
-use crate::verify::subject;
-
 /// Output formats of `info` (rauc's `--output-format`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputFormat {
     /// rauc 1.8's human-readable text (TAB-aligned).
     Readable,
@@ -159,7 +158,7 @@ fn chain_text(chain: Option<&[X509]>) -> String {
     };
     let mut s = String::from("Certificate Chain:\n");
     for (i, cert) in chain.iter().enumerate() {
-        let spki = bundle::cms::verify::spki_sha256(cert)
+        let spki = crate::cms::verify::spki_sha256(cert)
             .map(|h| {
                 h.iter()
                     .map(|b| format!("{b:02X}"))
@@ -171,7 +170,7 @@ fn chain_text(chain: Option<&[X509]>) -> String {
             .issuer_name()
             .to_der()
             .ok()
-            .and_then(|d| bundle::cms::names::name_oneline(&d));
+            .and_then(|d| crate::cms::names::name_oneline(&d));
         let _ = writeln!(s, "{i:2} Subject: {}", subject(cert));
         let _ = writeln!(s, "   Issuer: {}", issuer.unwrap_or_default());
         let _ = writeln!(s, "   SPKI sha256: {spki}");
@@ -232,4 +231,29 @@ fn json(info: &BundleInfo) -> Value {
         "format": info.format.as_str(), "hash": hex::encode(info.manifest_hash),
         "encrypted": info.encrypted, "verified": info.chain.is_some(),
     })
+}
+
+impl std::str::FromStr for OutputFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "readable" => Ok(OutputFormat::Readable),
+            "shell" => Ok(OutputFormat::Shell),
+            "json" => Ok(OutputFormat::Json),
+            "json-pretty" => Ok(OutputFormat::JsonPretty),
+            _ => Err(format!(
+                "unknown output format '{s}' (readable, shell, json, json-pretty)"
+            )),
+        }
+    }
+}
+
+/// A certificate's subject as `X509_NAME_print_ex(XN_FLAG_ONELINE)` prints it.
+pub fn subject(cert: &openssl::x509::X509Ref) -> String {
+    cert.subject_name()
+        .to_der()
+        .ok()
+        .and_then(|der| crate::cms::names::name_oneline(&der))
+        .unwrap_or_else(|| "<unprintable name>".into())
 }
