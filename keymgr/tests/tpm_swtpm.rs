@@ -126,6 +126,12 @@ fn a_bundle_cms_encrypted_to_the_tpm_key_decrypts_through_the_tpm() {
         );
     }
     assert_eq!(tpm.transient_handles(), "");
+
+    // Without tcti= in the spec the TCTI comes from TPM2TOOLS_TCTI (as for tpm2-tools).
+    // SAFETY: nextest runs each test in its own process; no other thread reads the variable.
+    unsafe { std::env::set_var("TPM2TOOLS_TCTI", &tcti) };
+    let from_env = TpmEcdhKey::open("tpm2:handle=0x81000200").unwrap();
+    assert_eq!(from_env.public_key_spki(), spki.as_slice());
 }
 
 #[test]

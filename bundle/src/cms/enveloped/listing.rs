@@ -1,5 +1,6 @@
 //! The recipient listing of `rauc info --dump-recipients`, plus the layout name.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use super::RecipientLayout;
@@ -79,23 +80,34 @@ pub fn list_recipients(envelope_der: &[u8]) -> Result<RecipientListing> {
     let env = parse_envelope(&der)?;
     let mut entries = Vec::new();
     let mut layout = RecipientLayout::Default;
+    // Fleets share a few issuers: format each issuer name once.
+    let mut issuers: HashMap<&[u8], String> = HashMap::new();
+    let mut algorithms: HashMap<&[u8], String> = HashMap::new();
+    let mut alg_name = |oid| {
+        algorithms
+            .entry(oid)
+            .or_insert_with(|| openssl_long_name(oid))
+            .clone()
+    };
     for (index, ri) in env.recipient_infos.iter().enumerate() {
         match view(*ri)? {
             RecipientInfoView::Ktri(k) => entries.push(ListedRecipient {
                 index,
-                id: listed_id(&k.rid),
-                algorithm: openssl_long_name(k.alg_oid),
+                id: listed_id(&k.rid, &mut issuers),
+                algorithm: alg_name(k.alg_oid),
             }),
             RecipientInfoView::Kari(k) => {
                 if k.reks.len() > 1 {
                     layout = RecipientLayout::Compact;
                 }
-                let algorithm = openssl_long_name(k.alg_oid);
-                entries.extend(k.reks.iter().map(|(rid, _)| ListedRecipient {
-                    index,
-                    id: listed_id(rid),
-                    algorithm: algorithm.clone(),
-                }));
+                let algorithm = alg_name(k.alg_oid);
+                for (rid, _) in &k.reks {
+                    entries.push(ListedRecipient {
+                        index,
+                        id: listed_id(rid, &mut issuers),
+                        algorithm: algorithm.clone(),
+                    });
+                }
             }
             RecipientInfoView::Other => {}
         }
@@ -107,10 +119,13 @@ pub fn list_recipients(envelope_der: &[u8]) -> Result<RecipientListing> {
     })
 }
 
-fn listed_id(rid: &RidView<'_>) -> ListedId {
+fn listed_id<'a>(rid: &RidView<'a>, issuers: &mut HashMap<&'a [u8], String>) -> ListedId {
     match rid {
         RidView::IssuerSerial { issuer, serial, .. } => ListedId::IssuerSerial {
-            issuer: name_oneline(issuer).unwrap_or_else(|| "?".to_owned()),
+            issuer: issuers
+                .entry(issuer)
+                .or_insert_with(|| name_oneline(issuer).unwrap_or_else(|| "?".to_owned()))
+                .clone(),
             serial: serial_text(serial),
         },
         RidView::KeyId(k) => ListedId::KeyId(k.to_vec()),
