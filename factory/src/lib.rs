@@ -18,6 +18,7 @@ pub mod cert;
 pub mod config;
 pub mod csr;
 pub mod error;
+pub mod fleet;
 pub mod inventory;
 pub mod process;
 pub mod provision;
