@@ -68,12 +68,28 @@ pub fn read_batch_csv(path: &Path) -> Result<Vec<BatchEntry>> {
         line,
         message,
     };
+    let content = std::fs::read(path).map_err(|e| FactoryError::io("failed to read", path, e))?;
+    // Line numbers from byte offsets (csv's own count and positions include skipped comment
+    // lines): the first line at or after the record's start that is not a comment.
+    let lines: Vec<&[u8]> = content.split(|b| *b == b'\n').collect();
+    let line_at = |pos: Option<&csv::Position>| {
+        pos.map_or(0, |p| {
+            let end = (p.byte() as usize).min(content.len());
+            let mut line = content[..end].iter().filter(|b| **b == b'\n').count();
+            while lines
+                .get(line)
+                .is_some_and(|l| l.trim_ascii_start().starts_with(b"#"))
+            {
+                line += 1;
+            }
+            line as u64 + 1
+        })
+    };
     let mut reader = csv::ReaderBuilder::new()
         .comment(Some(b'#'))
         .trim(csv::Trim::All)
         .flexible(false)
-        .from_path(path)
-        .map_err(|e| input_err(0, e.to_string()))?;
+        .from_reader(content.as_slice());
     let headers = reader
         .headers()
         .map_err(|e| input_err(1, e.to_string()))?
@@ -90,9 +106,8 @@ pub fn read_batch_csv(path: &Path) -> Result<Vec<BatchEntry>> {
     let mut entries: Vec<BatchEntry> = Vec::new();
     let mut seen = std::collections::HashMap::new();
     for record in reader.records() {
-        let record =
-            record.map_err(|e| input_err(e.position().map_or(0, |p| p.line()), e.to_string()))?;
-        let line = record.position().map_or(0, |p| p.line());
+        let record = record.map_err(|e| input_err(line_at(e.position()), e.to_string()))?;
+        let line = line_at(record.position());
         let field = |name: &str| {
             index(name)
                 .and_then(|i| record.get(i))

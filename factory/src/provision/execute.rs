@@ -17,7 +17,7 @@
 //! an intent with nothing in the token disappears). A failure in step 7, or a failed rollback,
 //! leaves the intent pending for `verify --repair` or the next run.
 
-use super::plan::Action;
+use super::plan::{Action, InventoryView, ProvisionStep, device_view, intent_view, provision_step};
 use super::repair::reconcile_intent;
 use super::seam::{DeviceKeySpec, DeviceToken, DeviceTokens, ObjectSelection};
 use super::{ProvisionOutcome, ProvisionRequest};
@@ -25,7 +25,7 @@ use crate::ca::CertificateAuthority;
 use crate::config::StationConfig;
 use crate::csr::build_csr;
 use crate::error::{FactoryError, Result};
-use crate::inventory::{DeviceOrigin, DeviceRecord, IntentId, Inventory, NewIntent};
+use crate::inventory::{DeviceOrigin, DeviceRecord, Intent, IntentId, Inventory, NewIntent};
 use crate::process::{Liveness, ProcessId};
 use crate::types::{DeviceSerial, KeyId, check_label, now, rfc3339};
 
@@ -79,16 +79,35 @@ impl<'a> Provisioner<'a> {
     }
 
     /// Provisions one device. A recorded device is reported unchanged; an interrupted run of
-    /// the device is repaired first.
+    /// the device is repaired first (see [`provision_step`]).
     pub fn provision(&mut self, req: &ProvisionRequest) -> Result<ProvisionOutcome> {
         self.check_request(req)?;
-        if let Some(device) = self.inventory.device(&req.serial)? {
-            return Ok(ProvisionOutcome::AlreadyProvisioned(device));
+        let device = self.inventory.device(&req.serial)?;
+        let intent = match device {
+            Some(_) => None,
+            None => self.inventory.pending_intent(&req.serial)?,
+        };
+        let liveness = intent.as_ref().map(|i| i.owner.liveness());
+        let view = match (&device, &intent, liveness) {
+            (Some(d), _, _) => device_view(d),
+            (None, Some(i), Some(l)) => intent_view(i, l),
+            _ => InventoryView::Absent,
+        };
+        match (provision_step(&view), device, intent) {
+            (ProvisionStep::Report, Some(device), _) => {
+                Ok(ProvisionOutcome::AlreadyProvisioned(device))
+            }
+            (ProvisionStep::Busy, _, Some(i)) => Err(FactoryError::ProvisioningBusy {
+                serial: req.serial.clone(),
+                owner: i.owner.to_string(),
+                since: rfc3339(i.started_at),
+            }),
+            (ProvisionStep::RepairFirst, _, Some(i)) => match self.repair(&i)? {
+                Some(device) => Ok(ProvisionOutcome::Resumed(device)),
+                None => self.fresh(req).map(ProvisionOutcome::Provisioned),
+            },
+            _ => self.fresh(req).map(ProvisionOutcome::Provisioned),
         }
-        if let Some(device) = self.resume(&req.serial)? {
-            return Ok(ProvisionOutcome::Resumed(device));
-        }
-        self.fresh(req).map(ProvisionOutcome::Provisioned)
     }
 
     fn check_request(&self, req: &ProvisionRequest) -> Result<()> {
@@ -99,29 +118,19 @@ impl<'a> Provisioner<'a> {
         self.config.profile(req.profile.as_deref()).map(|_| ())
     }
 
-    /// Repairs a stale intent of the device; returns the device if it was rolled forward.
-    fn resume(&mut self, serial: &DeviceSerial) -> Result<Option<DeviceRecord>> {
-        let Some(intent) = self.inventory.pending_intent(serial)? else {
-            return Ok(None);
-        };
-        let liveness = intent.owner.liveness();
-        if liveness != Liveness::Dead {
-            return Err(FactoryError::ProvisioningBusy {
-                serial: serial.clone(),
-                owner: intent.owner.to_string(),
-                since: rfc3339(intent.started_at),
-            });
-        }
+    /// Reconciles a dead run's intent; returns the device if it was rolled forward.
+    fn repair(&mut self, intent: &Intent) -> Result<Option<DeviceRecord>> {
+        let serial = &intent.new.serial;
         let mut token = self.open_token(serial, &intent.new.origin.token_uri)?;
         let repair = reconcile_intent(
             &mut self.inventory,
             token.as_mut(),
-            &intent,
-            liveness,
+            intent,
+            Liveness::Dead,
             false,
             true,
         )?;
-        tracing::info!(%serial, finding = %repair.finding, action = ?repair.action, "repaired a stale intent");
+        tracing::info!(%serial, finding = %repair.finding, action = ?repair.action, "repaired an interrupted run");
         match repair.action {
             Action::Complete | Action::WriteCertificateAndComplete => Ok(repair.device),
             _ => Ok(None),

@@ -235,6 +235,32 @@ fn assess_active(token: &TokenView, spki: &Digest, cert: &Digest) -> Assessment 
     }
 }
 
+/// What `provision` does for a device, decided from the inventory alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProvisionStep {
+    /// The device is recorded: report its state, change nothing (the token is not opened).
+    Report,
+    /// A live process (or another host) is provisioning it: refuse.
+    Busy,
+    /// A dead run left an intent: reconcile it first (roll back, or forward to completion).
+    RepairFirst,
+    /// Nothing recorded: provision from scratch.
+    Start,
+}
+
+/// The first step of `provision` for a device.
+pub fn provision_step(inventory: &InventoryView) -> ProvisionStep {
+    match inventory {
+        InventoryView::Recorded { .. } => ProvisionStep::Report,
+        InventoryView::Pending {
+            owner: Liveness::Dead,
+            ..
+        } => ProvisionStep::RepairFirst,
+        InventoryView::Pending { .. } => ProvisionStep::Busy,
+        InventoryView::Absent => ProvisionStep::Start,
+    }
+}
+
 /// The inventory view of a pending intent.
 pub fn intent_view(intent: &Intent, owner: Liveness) -> InventoryView {
     let cert = intent.certificate.as_deref().and_then(|der| {

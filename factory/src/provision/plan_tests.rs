@@ -127,3 +127,22 @@ fn only_changes_are_repairs() {
         assert!(!a.is_repair(), "{a:?}");
     }
 }
+
+#[test]
+fn provision_step_table() {
+    use ProvisionStep::*;
+    #[rustfmt::skip]
+    let table = [
+        ("nothing recorded", InventoryView::Absent, Start),
+        ("active device: report, change nothing", recorded(DeviceStatus::Active), Report),
+        ("revoked device: report, change nothing", recorded(DeviceStatus::Revoked), Report),
+        ("retired device: report, change nothing", recorded(DeviceStatus::Retired), Report),
+        ("run in progress here", pending(Recorded, Alive, None), Busy),
+        ("run in progress elsewhere", pending(CertIssued, OtherHost, Some((K, C))), Busy),
+        ("dead run, stage recorded", pending(Recorded, Dead, None), RepairFirst),
+        ("dead run, stage cert-issued", pending(CertIssued, Dead, Some((K, C))), RepairFirst),
+    ];
+    for (name, view, step) in table {
+        assert_eq!(provision_step(&view), step, "{name}");
+    }
+}
