@@ -3,11 +3,11 @@
 //! `signer encrypt --to` / `rauc encrypt --to`. It is streamed from the inventory into a
 //! temporary file and renamed into place, so memory stays flat for any fleet size.
 
-use std::io::Write;
+use std::io::{ErrorKind, Write};
 use std::path::Path;
 
 use crate::atomic::AtomicFile;
-use crate::error::Result;
+use crate::error::{FactoryError, Result};
 use crate::inventory::Inventory;
 use crate::types::UnixTime;
 
@@ -18,7 +18,13 @@ pub struct RecipientList {
     pub count: u64,
 }
 
+/// Certificates per batch handed from the reading thread to the writing thread.
+const BATCH: usize = 1024;
+
 /// Writes the recipient list to `dest`; `now` decides which certificates have expired.
+///
+/// The inventory is read on the calling thread while a second thread encodes and writes, in
+/// bounded batches: memory stays flat and the two halves overlap on two cores.
 pub fn write_recipients(
     inventory: &Inventory,
     group: Option<&str>,
@@ -26,13 +32,44 @@ pub fn write_recipients(
     dest: &Path,
 ) -> Result<RecipientList> {
     let mut file = AtomicFile::create(dest)?;
-    let mut b64 = Vec::with_capacity(4096);
-    let count = inventory.for_each_recipient(group, now, |der| {
-        encode_pem_certificate(der, &mut b64);
-        file.writer()
-            .write_all(&b64)
-            .map_err(|e| file.write_error(e))
-    })?;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Vec<u8>>>(8);
+    let (read, written) = std::thread::scope(|s| {
+        let file = &mut file;
+        let writer = s.spawn(move || -> Result<()> {
+            let mut pem = Vec::with_capacity(4096);
+            for batch in rx {
+                for der in batch {
+                    encode_pem_certificate(&der, &mut pem);
+                    file.writer()
+                        .write_all(&pem)
+                        .map_err(|e| file.write_error(e))?;
+                }
+            }
+            Ok(())
+        });
+        let mut batch = Vec::with_capacity(BATCH);
+        let read = inventory.for_each_recipient(group, now, |der| {
+            batch.push(der.to_vec());
+            if batch.len() == BATCH {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                // A send fails only if the writer stopped; its error is reported below.
+                tx.send(full).map_err(|_| {
+                    FactoryError::io("failed to write", dest, ErrorKind::BrokenPipe.into())
+                })?;
+            }
+            Ok(())
+        });
+        if !batch.is_empty() {
+            let _ = tx.send(batch);
+        }
+        drop(tx);
+        (
+            read,
+            writer.join().expect("the recipient writer thread panicked"),
+        )
+    });
+    written?;
+    let count = read?;
     file.commit()?;
     tracing::info!(count, ?group, dest = %dest.display(), "wrote recipient list");
     Ok(RecipientList { count })

@@ -57,7 +57,8 @@ fn device_certificates_for_every_key_type_verify_with_openssl() {
             "-noout",
             "-verify",
         ]);
-        let issued = ca.issue_for_csr(&serial, profile, &csr, now()).unwrap();
+        let t = now();
+        let issued = ca.issue_for_csr(&serial, profile, &csr, t).unwrap();
         assert_eq!(issued.key_type, profile.key_type);
         let cert_path = st.path(&format!("{serial}.pem"));
         write_pem(&cert_path, "CERTIFICATE", &issued.der);
@@ -84,7 +85,7 @@ fn device_certificates_for_every_key_type_verify_with_openssl() {
         assert_eq!(issued.facts.issuer, ca.facts().subject);
         assert_eq!(issued.facts.aki, ca.facts().ski);
         assert_eq!(
-            issued.facts.not_after - now(),
+            issued.facts.not_after - t,
             3650 * 86_400,
             "validity per profile"
         );

@@ -2,7 +2,8 @@
 //! (keyAgreement for EC, keyEncipherment for RSA), subjectKeyIdentifier and
 //! authorityKeyIdentifier always, basicConstraints cA=FALSE.
 
-use openssl::x509::X509;
+use openssl::hash::MessageDigest;
+use openssl::sign::Verifier;
 use rcgen::{CertificateParams, IsCa, KeyIdMethod, KeyUsagePurpose};
 
 use super::{CertificateAuthority, NOT_BEFORE_SKEW_SECS, random_serial};
@@ -110,13 +111,20 @@ impl CertificateAuthority<'_> {
         Ok(params)
     }
 
-    /// Checks that a certificate this CA just signed verifies with the CA certificate's key.
+    /// Checks that a certificate this CA just signed verifies with the CA certificate's key
+    /// (over the TBS bytes with the cached CA key: no per-certificate key decoding).
     pub(super) fn check_certificate(&self, der: &[u8]) -> Result<()> {
-        let x509 = X509::from_der(der)
-            .map_err(|e| FactoryError::openssl("re-reading an issued certificate", e))?;
-        match x509.verify(&self.public_key) {
-            Ok(true) => Ok(()),
-            _ => Err(self.mismatch("certificate")),
+        let (_, x509) = x509_parser::parse_x509_certificate(der)
+            .map_err(|e| FactoryError::cert("issued certificate", e.to_string()))?;
+        let verified = Verifier::new(MessageDigest::sha256(), &self.public_key)
+            .and_then(|mut v| {
+                v.verify_oneshot(&x509.signature_value.data, x509.tbs_certificate.as_ref())
+            })
+            .unwrap_or(false);
+        if verified {
+            Ok(())
+        } else {
+            Err(self.mismatch("certificate"))
         }
     }
 }
