@@ -201,6 +201,8 @@ fn measure(config: &Path, args: &[&str]) -> (f64, i64, String) {
     let stdout_path = config.with_file_name("stdout.txt");
     let stdout = std::fs::File::create(&stdout_path).unwrap();
     let started = Instant::now();
+    // Reaped with wait4 below, which also yields the child's resource usage.
+    #[allow(clippy::zombie_processes)]
     let child = Command::new(env!("CARGO_BIN_EXE_factory"))
         .arg("--config")
         .arg(config)

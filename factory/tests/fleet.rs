@@ -34,7 +34,7 @@ fn subjects(pem: &[u8]) -> Vec<String> {
                 .entries_by_nid(openssl::nid::Nid::COMMONNAME)
                 .next()
                 .unwrap();
-            cn.data().as_utf8().unwrap().to_string()
+            String::from_utf8(cn.data().as_slice().to_vec()).unwrap()
         })
         .collect()
 }

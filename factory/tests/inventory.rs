@@ -79,7 +79,7 @@ fn audit_log_is_append_only_and_hash_chained() {
     let st = Station::new();
     let mut inv = st.inventory();
     let (_, d) = st.device("dev-1", "default", None, now());
-    st.record(&mut inv, &[d.clone()]);
+    st.record(&mut inv, std::slice::from_ref(&d));
     inv.revoke(&d.serial, RevocationReason::KeyCompromise, now())
         .unwrap();
     assert_eq!(inv.check_audit_chain().unwrap(), 2);
@@ -233,7 +233,7 @@ fn completion_that_violates_a_constraint_changes_nothing() {
     let mut inv = st.inventory();
     let me = ProcessId::current();
     let (_, d) = st.device("dev-a", "default", None, now());
-    st.record(&mut inv, &[d.clone()]);
+    st.record(&mut inv, std::slice::from_ref(&d));
     // A second device whose intent carries the same certificate (same issuer and serial).
     let serial = DeviceSerial::new("dev-b").unwrap();
     let id = inv
@@ -260,7 +260,7 @@ fn revoke_and_retire_transitions() {
     let st = Station::new();
     let mut inv = st.inventory();
     let (_, d) = st.device("dev-r", "default", Some("g"), now());
-    st.record(&mut inv, &[d.clone()]);
+    st.record(&mut inv, std::slice::from_ref(&d));
     let revoked = inv
         .revoke(&d.serial, RevocationReason::CessationOfOperation, 1000)
         .unwrap();

@@ -235,7 +235,7 @@ fn verify_skips_inactive_devices_and_names_unknown_ones() {
     let st = Station::new();
     let mut inv = st.inventory();
     let (_, d) = st.device("dev-v", "default", None, now());
-    st.record(&mut inv, &[d.clone()]);
+    st.record(&mut inv, std::slice::from_ref(&d));
     inv.retire(&d.serial, now()).unwrap();
     let tokens = UnreachableTokens::default();
     let options = VerifyOptions {

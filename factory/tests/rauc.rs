@@ -144,7 +144,7 @@ fn crl_makes_rauc_reject_a_revoked_signer() {
     let st = Station::new();
     let mut inv = st.inventory();
     let release = signer(&st, "release-1");
-    st.record(&mut inv, &[release.clone()]);
+    st.record(&mut inv, std::slice::from_ref(&release));
     rauc_setup(&st, "verity", true);
     let bundle = bundle(&st, "verity", "release-1");
     let conf = format!("--conf={}", st.path("system-true.conf").display());

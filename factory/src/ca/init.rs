@@ -86,13 +86,13 @@ pub fn check_ca_certificate(
     }
     let (_, x509) =
         X509Certificate::from_der(cert_der).map_err(|e| FactoryError::cert(what, e.to_string()))?;
-    if let Ok(Some(ku)) = x509.key_usage() {
-        if !(ku.value.key_cert_sign() && ku.value.crl_sign()) {
-            return Err(FactoryError::cert(
-                what,
-                "its keyUsage must allow keyCertSign and cRLSign (to issue device certificates and CRLs)",
-            ));
-        }
+    if let Ok(Some(ku)) = x509.key_usage()
+        && !(ku.value.key_cert_sign() && ku.value.crl_sign())
+    {
+        return Err(FactoryError::cert(
+            what,
+            "its keyUsage must allow keyCertSign and cRLSign (to issue device certificates and CRLs)",
+        ));
     }
     if facts.not_after <= now || facts.not_before > now + NOT_BEFORE_SKEW_SECS {
         return Err(FactoryError::cert(

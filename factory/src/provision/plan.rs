@@ -277,10 +277,10 @@ pub fn intent_view(intent: &Intent, owner: Liveness) -> InventoryView {
 /// The inventory view of a device row.
 pub fn device_view(device: &DeviceRecord) -> InventoryView {
     let mut spki = [0u8; 32];
-    if let Ok(bytes) = hex::decode(&device.spki_sha256) {
-        if bytes.len() == 32 {
-            spki.copy_from_slice(&bytes);
-        }
+    if let Ok(bytes) = hex::decode(&device.spki_sha256)
+        && bytes.len() == 32
+    {
+        spki.copy_from_slice(&bytes);
     }
     InventoryView::Recorded {
         status: device.status,
