@@ -8,6 +8,11 @@
 //! The inventory is built once (real certificates issued by a test CA, imported in one
 //! transaction) under `CARGO_TARGET_TMPDIR` and reused while it has the requested size. Each
 //! run spawns the real `factory` binary and reads its peak RSS from `wait4`.
+//!
+//! Measured on the shared 2-core development VM (release build, 1,000,000 rows, 900,000
+//! active; inventory 1.34 GB): 2.1–3.3 s per run (about 1 s of it is the final fsync and the
+//! rename over the previous 593 MB file), peak RSS 18.5 MB; `--group` (100,000): 0.7 s, 14 MB.
+//! Building the inventory takes about 4.5 minutes.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
