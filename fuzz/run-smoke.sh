@@ -29,7 +29,7 @@ export RUSTFLAGS="$flags"
 cargo build --release --target "$host" --bins
 
 runs=${FUZZ_RUNS:-30000}
-for target in ${FUZZ_TARGETS:-manifest bundle}; do
+for target in ${FUZZ_TARGETS:-manifest bundle uri}; do
     corpus=$(mktemp -d)
     trap 'rm -rf "$corpus"' EXIT
     cp seeds/"$target"/* "$corpus"/ 2>/dev/null || true
