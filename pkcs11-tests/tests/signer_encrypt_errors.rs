@@ -281,3 +281,50 @@ fn the_64k_refusal_names_what_fits_compact_fits_and_the_limit_can_be_raised() {
     // our reader keeps rauc 1.8's limit by default
     fails(env.signer().arg("info").arg("--no-verify").arg(&big)).says("exceeds 64KiB");
 }
+
+#[test]
+fn wrong_inputs_are_refused_like_rauc() {
+    let env = Env::new();
+    let (crypt, _) = crypt_bundle(&env);
+    let id = env.token_identity("ec-verity", "ec:prime256v1", Profile::Smime, "inter");
+    let verity = env.signer_bundle(&id, &env.content("content-v", "verity", 16), "v.raucb");
+    let (to, _) = env
+        .pki
+        .file_leaf("dev", Alg::P256, Profile::Recipient, None);
+    let keyring = format!("--keyring={}", env.pki.root().display());
+    // only crypt bundles are encrypted
+    let out = env.path("v-enc.raucb");
+    let message = "Refused to encrypt input bundle that is not in 'crypt' format.";
+    refused(
+        &env,
+        &encrypt(&env, &verity, &[&to], &out, &[]),
+        message,
+        &out,
+    );
+    fails(
+        env.rauc()
+            .arg("encrypt")
+            .arg(&keyring)
+            .arg(format!("--to={}", to.display()))
+            .arg(&verity)
+            .arg(env.path("rauc-v-enc.raucb")),
+    )
+    .says(message);
+    // an encrypted bundle needs the key, for info and extract
+    let enc = env.path("enc.raucb");
+    assert!(encrypt(&env, &crypt, &[&to], &enc, &[]).status.success());
+    let message = "Encrypted bundle detected, but no decryption key given";
+    fails(env.signer().arg("info").arg(&keyring).arg(&enc)).says(message);
+    fails(env.rauc().arg("info").arg(&keyring).arg(&enc)).says(message);
+    let x = env.path("x");
+    fails(env.signer().arg("extract").arg(&keyring).arg(&enc).arg(&x)).says(message);
+    assert!(!x.exists());
+    // and is not encrypted twice
+    let twice = env.path("twice.raucb");
+    refused(
+        &env,
+        &encrypt(&env, &enc, &[&to], &twice, &[]),
+        "no decryption key given",
+        &twice,
+    );
+}

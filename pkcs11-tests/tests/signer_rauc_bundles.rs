@@ -68,6 +68,8 @@ fn rauc_made(format: &str) {
     let content = env.content("content", format, 200);
     let bundle = env.rauc_bundle("rauc-signer", &content, &format!("rauc-{format}.raucb"));
     same_info_as_rauc(&env, &bundle, &[]);
+    same_info_as_rauc(&env, &bundle, &["--dump-cert"]);
+    same_info_as_rauc(&env, &bundle, &["--no-verify"]);
     let out = env.path("extracted");
     ok(env
         .signer()

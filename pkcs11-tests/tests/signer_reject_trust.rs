@@ -202,6 +202,29 @@ fn expired_signer_is_rejected_unless_time_checks_say_otherwise() {
         &rauc_info(&env, &old, &root, &[], &[]),
         "certificate has expired",
     );
+
+    // the way out: resign with a valid key, without verifying the expired input
+    env.pki.file_leaf("fresh", Alg::P256, Profile::Smime, None);
+    let resign = |out: &str, flags: &[&str]| {
+        run(env
+            .signer()
+            .arg("resign")
+            .args(flags)
+            .arg("--cert")
+            .arg(env.pki.cert("fresh"))
+            .arg("--key")
+            .arg(env.pki.key("fresh"))
+            .arg("--intermediate")
+            .arg(env.pki.inter())
+            .arg("--keyring")
+            .arg(&root)
+            .arg(&now)
+            .arg(env.path(out)))
+    };
+    assert_fail(&resign("refused.raucb", &[]), "certificate has expired");
+    assert!(!env.path("refused.raucb").exists());
+    assert_pass(&resign("fresh.raucb", &["--no-verify"]));
+    assert_pass(&rauc_info(&env, &env.path("fresh.raucb"), &root, &[], &[]));
 }
 
 #[test]
