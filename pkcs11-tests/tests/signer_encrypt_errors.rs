@@ -49,6 +49,24 @@ fn refused(env: &Env, r: &common::Run, needle: &str, out: &Path) {
     );
 }
 
+/// A recipient certificate (issued by the intermediate) for a key `openssl genpkey <args>` makes.
+fn unsupported_cert(env: &Env, name: &str, genpkey: &[&str]) -> PathBuf {
+    let key = env.path(&format!("{name}.key.pem"));
+    ok(env
+        .command("openssl")
+        .arg("genpkey")
+        .args(genpkey)
+        .arg("-out")
+        .arg(&key));
+    let public = ok(env
+        .command("openssl")
+        .args(["pkey", "-pubout", "-in"])
+        .arg(&key))
+    .stdout_text();
+    env.pki
+        .cert_for_public_key(name, &public, Profile::Recipient, "inter")
+}
+
 #[test]
 fn bad_recipient_input_is_refused() {
     let env = Env::new();
@@ -62,37 +80,12 @@ fn bad_recipient_input_is_refused() {
         Profile::Recipient,
         Some(("20200101000000Z", "20210101000000Z")),
     );
-    let p521_key = env.path("p521.key.pem");
-    ok(env.command("openssl").args([
-        "genpkey",
-        "-algorithm",
-        "EC",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-521",
-        "-out",
-        p521_key.to_str().unwrap(),
-    ]));
-    let p521_pub = ok(env
-        .command("openssl")
-        .args(["pkey", "-pubout", "-in"])
-        .arg(&p521_key))
-    .stdout_text();
-    let p521 = env
-        .pki
-        .cert_for_public_key("p521", &p521_pub, Profile::Recipient, "inter");
-    let ed_key = env.path("ed.key.pem");
-    ok(env
-        .command("openssl")
-        .args(["genpkey", "-algorithm", "ED25519", "-out"])
-        .arg(&ed_key));
-    let ed_pub = ok(env
-        .command("openssl")
-        .args(["pkey", "-pubout", "-in"])
-        .arg(&ed_key))
-    .stdout_text();
-    let ed = env
-        .pki
-        .cert_for_public_key("ed25519", &ed_pub, Profile::Recipient, "inter");
+    let p521 = unsupported_cert(
+        &env,
+        "p521",
+        &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-521"],
+    );
+    let ed = unsupported_cert(&env, "ed25519", &["-algorithm", "ED25519"]);
     let empty = env.path("empty.pem");
     std::fs::write(&empty, "no certificates here\n").unwrap();
     let dup = env.pki.concat("dup.pem", &[&good, &good]);
