@@ -59,9 +59,7 @@ pub enum Error {
     },
 
     /// The manifest uses a feature the selected writer vocabulary (e.g. rauc 1.8) would reject.
-    #[error(
-        "manifest uses {feature}, which rauc 1.8 rejects; remove it or write with Vocabulary::Latest"
-    )]
+    #[error("manifest uses {feature}, which rauc 1.8 rejects; remove it (newer RAUC accepts it)")]
     Vocabulary {
         /// The offending key or group, e.g. "'type' in group '[image.rootfs]'".
         feature: String,

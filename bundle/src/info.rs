@@ -209,7 +209,8 @@ fn shell(m: &Manifest) -> String {
             lines.push(format!("RAUC_IMAGE_ADAPTIVE_{n}={}", sq(&a.join(" "))));
         }
     }
-    lines.join("\n")
+    // rauc ends every assignment with a newline, then prints the text with another one
+    lines.join("\n") + "\n"
 }
 
 fn json(info: &BundleInfo) -> Value {
@@ -256,4 +257,29 @@ pub fn subject(cert: &openssl::x509::X509Ref) -> String {
         .ok()
         .and_then(|der| crate::cms::names::name_oneline(&der))
         .unwrap_or_else(|| "<unprintable name>".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_output_ends_like_rauc() {
+        let manifest = Manifest::parse_bytes(b"[update]\ncompatible=Test Device\n").unwrap();
+        let info = BundleInfo {
+            format: BundleFormat::Verity,
+            encrypted: false,
+            manifest,
+            manifest_hash: [0; 32],
+            chain: None,
+            first_certificate: None,
+            recipients: None,
+        };
+        let text = render(&info, OutputFormat::Shell, Dumps::default());
+        assert!(
+            text.starts_with("RAUC_MF_COMPATIBLE='Test Device'\n"),
+            "{text}"
+        );
+        assert!(text.ends_with("RAUC_MF_HOOKS=''\n\n"), "{text:?}");
+    }
 }

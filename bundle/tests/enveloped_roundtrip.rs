@@ -175,6 +175,13 @@ fn errors_are_distinct() {
     bad[n - 20] ^= 1;
     let e = decrypt(&bad, &FileKey::with_cert(&ec_key, &ec_cert)).unwrap_err();
     assert!(matches!(e, Error::EnvelopeTampered { .. }), "{e}");
+    // Without a certificate an RSA key cannot tell "not mine" from "damaged": the message says so.
+    let e = decrypt(&bad, &FileKey::bare(&rsa_key)).unwrap_err();
+    assert!(matches!(e, Error::NotARecipient { .. }), "{e}");
+    assert!(
+        e.to_string().contains("(RSA-2048)") && e.to_string().contains("damaged"),
+        "{e}"
+    );
 
     // Structure damage.
     let e = decrypt(

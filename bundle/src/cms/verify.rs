@@ -118,6 +118,16 @@ fn contains_crl(keyring: &Keyring) -> bool {
     keyring.path.as_deref().is_some_and(file_contains_crl) || in_dir
 }
 
+/// Drops errors that other code left on this thread's OpenSSL error queue, so that our messages
+/// show the errors of the failed operation only. (SoftHSM's `C_Initialize` leaves one when it
+/// probes for the `rdrand` engine; it would otherwise be reported as the verification error.)
+fn clear_stale_errors() {
+    let stale = ErrorStack::get();
+    if !stale.errors().is_empty() {
+        tracing::debug!(errors = %stale, "discarding stale OpenSSL errors");
+    }
+}
+
 /// Builds the X509 store for a keyring (`setup_x509_store`). `signing_time` is applied when the
 /// keyring says `use-bundle-signing-time`.
 pub fn build_store(
@@ -125,6 +135,7 @@ pub fn build_store(
     signing_time: Option<SystemTime>,
     warnings: &mut Vec<String>,
 ) -> Result<X509Store> {
+    clear_stale_errors();
     if keyring.path.is_none() && keyring.directory.is_none() {
         return Err(Error::NoKeyring);
     }
@@ -336,6 +347,7 @@ pub fn verify(
     }
     let mut warnings = Vec::new();
     let store = build_store(keyring, info.signing_time, &mut warnings)?;
+    clear_stale_errors();
     let mut cms = CmsContentInfo::from_der(cms_der)
         .map_err(|e| Error::cms(format!("failed to parse signature: {}", openssl_reason(&e))))?;
     let mut content = zeroize::Zeroizing::new(Vec::new());
@@ -406,5 +418,66 @@ fn signer_chain(certs: &[Vec<u8>], cms_der: &[u8], store: &X509Store) -> Result<
         Err(reason) => Err(Error::SignatureVerification {
             reason: format!("Failed to verify X509 cert: {reason}"),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openssl::asn1::Asn1Time;
+    use openssl::ec::{EcGroup, EcKey};
+    use openssl::hash::MessageDigest;
+    use openssl::nid::Nid;
+    use openssl::pkey::{PKey, Private};
+    use openssl::x509::X509NameBuilder;
+
+    fn self_signed(cn: &str) -> (X509, PKey<Private>) {
+        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+        let key = PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
+        let mut name = X509NameBuilder::new().unwrap();
+        name.append_entry_by_text("CN", cn).unwrap();
+        let name = name.build();
+        let mut b = X509::builder().unwrap();
+        b.set_version(2).unwrap();
+        b.set_subject_name(&name).unwrap();
+        b.set_issuer_name(&name).unwrap();
+        b.set_pubkey(&key).unwrap();
+        b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+            .unwrap();
+        b.set_not_after(&Asn1Time::days_from_now(1).unwrap())
+            .unwrap();
+        b.sign(&key, MessageDigest::sha256()).unwrap();
+        (b.build(), key)
+    }
+
+    /// An error another library left on the queue is not reported as the verification error.
+    #[test]
+    fn stale_openssl_errors_do_not_hide_the_verify_error() {
+        let (cert, key) = self_signed("signer");
+        let (other, _) = self_signed("other root");
+        let cms = CmsContentInfo::sign(
+            Some(&cert),
+            Some(&key),
+            None,
+            Some(b"manifest"),
+            CMSOptions::BINARY,
+        )
+        .unwrap()
+        .to_der()
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let keyring = dir.path().join("keyring.pem");
+        std::fs::write(&keyring, other.to_pem().unwrap()).unwrap();
+        // leave an unrelated error on this thread's queue, as SoftHSM's C_Initialize does
+        let stale = X509::from_der(b"not a certificate").unwrap_err();
+        for e in stale.errors() {
+            e.put();
+        }
+        let err = verify(&cms, None, &Keyring::from_file(&keyring)).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("Verify error: self-signed certificate"),
+            "{text}"
+        );
     }
 }

@@ -84,7 +84,13 @@ impl Args {
             },
             max_signature_size: MAX_CMS,
         };
-        let report = build_bundle(&request, &Progress::terminal())?;
+        let report = build_bundle(&request, &Progress::terminal()).map_err(|e| {
+            if matches!(e, signer::Error::Bundle(bundle::Error::Vocabulary { .. })) {
+                anyhow::anyhow!("{e}; --allow-newer-manifest allows it for targets with newer RAUC")
+            } else {
+                e.into()
+            }
+        })?;
         if let Some(check) = &report.check {
             for w in &check.warnings {
                 tracing::warn!("{w}");

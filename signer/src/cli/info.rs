@@ -1,10 +1,11 @@
 //! `signer info`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use bundle::cms::enveloped::list_recipients;
 use bundle::info::{BundleInfo, Dumps, OutputFormat, render};
+use bundle::manifest::LoadedManifest;
 use bundle::state::{Bundle, OpenedBundle};
 use openssl::x509::X509;
 
@@ -63,9 +64,10 @@ impl Args {
         let info = if self.no_verify {
             let first = first_certificate(signed.signed_data());
             let u = signed.inspect_unverified()?;
-            let m = u.manifest.ok_or_else(|| {
-                anyhow::anyhow!("plain bundles need verification to show their manifest")
-            })?;
+            let m = match u.manifest {
+                Some(m) => m,
+                None => unverified_plain_manifest(&self.bundle, u.layout.payload_size)?,
+            };
             BundleInfo {
                 format: m.manifest.bundle.format,
                 encrypted,
@@ -104,6 +106,16 @@ impl Args {
         print!("{}", render(&info, self.output_format, dumps));
         Ok(())
     }
+}
+
+/// The `manifest.raucm` of a plain bundle read from its squashfs WITHOUT any check, as
+/// `rauc info --no-verify` shows it (nothing shown can be trusted).
+fn unverified_plain_manifest(path: &Path, payload_size: u64) -> Result<LoadedManifest> {
+    let file =
+        std::fs::File::open(path).with_context(|| format!("failed to open {}", path.display()))?;
+    let payload = bundle::container::Region::new(file, 0, payload_size);
+    let bytes = signer::unpack::read_file(payload, signer::squashfs::MANIFEST_NAME)?;
+    Ok(LoadedManifest::load(bytes)?)
 }
 
 fn first_certificate(signed_data: &[u8]) -> Option<X509> {

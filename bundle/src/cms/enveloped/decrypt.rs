@@ -235,10 +235,15 @@ fn decrypt_by_trial(env: &Envelope<'_>, key: &dyn RecipientKey) -> Result<Zeroiz
             return Ok(content);
         }
     }
+    let kind = match kind {
+        KeyKind::Rsa { bits } => format!("RSA-{bits}"),
+        KeyKind::Ec(curve) => format!("EC {curve:?}"),
+    };
     Err(Error::NotARecipient {
         detail: format!(
             "no certificate was given and none of the {tried} RecipientInfos of the key's type \
-             ({kind:?}) could be decrypted with it"
+             ({kind}) could be decrypted with it; if the key is a recipient, the bundle is damaged \
+             (give the key's certificate to tell the two apart)"
         ),
     })
 }
