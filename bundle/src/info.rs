@@ -209,7 +209,8 @@ fn shell(m: &Manifest) -> String {
             lines.push(format!("RAUC_IMAGE_ADAPTIVE_{n}={}", sq(&a.join(" "))));
         }
     }
-    lines.join("\n")
+    // rauc ends every shell line with a newline (and then prints the block with one more).
+    lines.join("\n") + "\n"
 }
 
 fn json(info: &BundleInfo) -> Value {

@@ -244,8 +244,9 @@ impl BundleParams {
         })
     }
 
-    /// Converts to the mount stack's input (D = P − verity-size).
-    pub fn mount_params(&self) -> Result<BundleMountParams, String> {
+    /// Converts to the mount stack's input (D = P − verity-size) for `bundle`. These parameters
+    /// are not vouched for by a verified signature: for tests of the mount stack only.
+    pub fn mount_params(&self, bundle: &Path) -> Result<BundleMountParams, String> {
         let data_size = self
             .payload_size
             .checked_sub(self.verity_size)
@@ -258,15 +259,16 @@ impl BundleParams {
             Some(key) => Some(CryptKey::from_hex(key).map_err(|e| e.to_string())?),
             None => None,
         };
-        Ok(BundleMountParams {
-            payload_size: self.payload_size,
-            verity: VerityParams {
+        Ok(BundleMountParams::dangerous_from_unverified_parts(
+            bundle,
+            self.payload_size,
+            VerityParams {
                 data_size,
                 root_hash,
                 salt,
             },
             crypt_key,
-        })
+        ))
     }
 }
 

@@ -139,7 +139,7 @@ fn install_steps(
         |_| ctx.slot_states(),
     )?;
     let opts = OpenOptions {
-        no_verify: false,
+        purpose: crate::source::Purpose::Install,
         require_manifest_hash: args.require_manifest_hash.clone(),
     };
     let bundle = step(progress, "check_bundle", "Checking bundle", |_| {
@@ -285,7 +285,8 @@ fn update_slot(
         return Ok(());
     }
     progress.begin("copy_image", format!("Copying image to {}", u.slot), 0);
-    let env = scripts::slot_hook_env(ctx, states, dest, &u.image, &bundle.mount_dir);
+    let mut env = scripts::slot_hook_env(ctx, states, dest, &u.image, &bundle.mount_dir);
+    scripts::push_spki_hashes(&mut env, &bundle.info);
     let result = write_slot(bundle, u, dest, &env);
     if let Err(e) = result {
         status.status = Some("failed".into());
