@@ -37,6 +37,8 @@ authorityKeyIdentifier=keyid
 pub struct TestPki {
     /// Root certificate (the keyring).
     pub root_cert: PathBuf,
+    /// Root private key (issues further test certificates).
+    pub root_key: PathBuf,
     /// Signer certificate (EKU codeSigning).
     pub sign_cert: PathBuf,
     /// Signer private key.
@@ -114,6 +116,7 @@ impl TestPki {
         ])?;
         Ok(TestPki {
             root_cert: file("root.cert.pem"),
+            root_key: file("root.key.pem"),
             sign_cert: file("sign.cert.pem"),
             sign_key: file("sign.key.pem"),
         })

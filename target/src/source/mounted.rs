@@ -35,8 +35,13 @@ impl std::fmt::Debug for MountedBundle {
 
 impl MountedBundle {
     /// Mounts `bundle` at `<prefix>/bundle` (created with mode 0700 if missing). `file` is the
-    /// open bundle file `bundle` was read from.
-    pub fn mount(bundle: &VerifiedBundle<File>, file: File, prefix: &Path) -> Result<Self> {
+    /// open bundle file `bundle` was read from, `path` its name for messages.
+    pub fn mount(
+        bundle: &VerifiedBundle<File>,
+        file: File,
+        path: &Path,
+        prefix: &Path,
+    ) -> Result<Self> {
         let dir = prefix.join(BUNDLE_MOUNT_NAME);
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -50,7 +55,11 @@ impl MountedBundle {
                 dir.display()
             )));
         }
-        tracing::info!("Mounting bundle to '{}'", dir.display());
+        tracing::info!(
+            "Mounting bundle '{}' to '{}'",
+            path.display(),
+            dir.display()
+        );
         let params = BundleMountParams::from_verified(bundle)?;
         let mount = match BundleMount::mount(&params, &dir) {
             Ok(m) => m,

@@ -255,7 +255,7 @@ impl BundleOpener for VerifiedOpener {
             .file
             .try_clone()
             .map_err(|e| Error::io("failed to duplicate the bundle file handle", &fd.path, e))?;
-        let mounted = MountedBundle::mount(&verified, file, &config.mount_prefix)?;
+        let mounted = MountedBundle::mount(&verified, file, &fd.path, &config.mount_prefix)?;
         if verified.manifest_in_payload() {
             verified.load_plain_manifest(mounted.read_manifest()?)?;
         }
