@@ -253,6 +253,39 @@ impl TestDevice {
     }
 }
 
+/// Adds a private system-like D-Bus (`dbus-daemon` with a permissive policy listening on
+/// `/run/dbus/system_bus_socket`, see environment.md §10) and the real `rauc` 1.8 binary with
+/// their libraries; the prelude's `start_bus` starts the daemon.
+pub fn add_dbus_and_rauc(image: &mut Initramfs) -> Result<(), VmError> {
+    image.host_program("dbus-daemon")?;
+    image.host_program("rauc")?;
+    image.file("/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n", 0o644);
+    image.file("/etc/group", "root:x:0:\n", 0o644);
+    let id = hex::encode(random(16)?);
+    image.file("/etc/machine-id", format!("{id}\n"), 0o444);
+    image.file("/var/lib/dbus/machine-id", format!("{id}\n"), 0o444);
+    image.file("/etc/ota-vm/bus.conf", BUS_CONF, 0o644);
+    Ok(())
+}
+
+/// The bus configuration: the system bus type, anyone may own and call anything.
+const BUS_CONF: &str = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path=/run/dbus/system_bus_socket</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_type="method_call"/>
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow receive_sender="*"/>
+    <allow eavesdrop="true"/>
+  </policy>
+</busconfig>
+"#;
+
 /// A squashfs (uncompressed, root-owned) holding the bundles.
 fn bundle_disk(dir: &Path, bundles: &[&Path]) -> Result<PathBuf, VmError> {
     require_tool("mksquashfs", "squashfs-tools")?;
@@ -300,4 +333,18 @@ leftovers() {
   echo "LEFTOVERS $1 dm=$dm loops=[$loops] mounts=$mnts dirs=[$dirs]"
 }
 finish() { sync; umount /data; umount /bundles; }
+# a private system bus; sets DBUS_SYSTEM_BUS_ADDRESS and BUS_PID
+start_bus() {
+  mkdir -p /run/dbus
+  BUS_PID=$(dbus-daemon --config-file=/etc/ota-vm/bus.conf --fork --print-pid) || { echo "PRELUDE dbus-daemon failed"; exit 92; }
+  export DBUS_SYSTEM_BUS_ADDRESS=unix:path=/run/dbus/system_bus_socket
+}
+# waits until de.pengutronix.rauc answers (rauc status as the probe)
+wait_service() {
+  i=0
+  until rauc status >/dev/null 2>&1; do
+    i=$((i+1)); [ $i -gt 100 ] && { echo "PRELUDE service did not come up"; return 1; }
+    sleep 0.2
+  done
+}
 "#;
