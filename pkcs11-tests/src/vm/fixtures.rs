@@ -1,7 +1,8 @@
 //! Host-side inputs for bundle mount tests, made with the real tools: a test PKI (openssl CLI,
 //! environment.md §3), a squashfs image (`mksquashfs`), bundles (`rauc bundle` 1.8, §6.3) and
 //! their dm parameters (trailer + `openssl cms -verify -noverify -binary`, parsed with
-//! `bundle::keyfile`) until the bundle crate's parser is wired in.
+//! `bundle::keyfile`). The parameters are independent of our own bundle reader on purpose: the
+//! mount-stack test feeds them (and deliberately wrong variants) to `target::mount` directly.
 
 use std::fs::OpenOptions;
 use std::io::{Read, Seek, SeekFrom, Write};

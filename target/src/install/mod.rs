@@ -3,7 +3,7 @@
 //! Order (`rauc-format.md` §1.7): slot states → open/verify/mount (the [`BundleOpener`] seam) →
 //! target group and plan → `pre-install` handler → `install-check` hook or compatible check →
 //! source/destination checks → mark every bootable target slot **bad** → per slot: hooks and
-//! write with a streaming SHA-256 check, status file → mark targets primary (when
+//! write (size check; a streaming SHA-256 check unless dm-verity covers the images), status file → mark targets primary (when
 //! `activate-installed`) → `post-install` handler. On any error the booted slot is untouched and
 //! the target slots stay marked bad.
 
@@ -341,7 +341,7 @@ fn write_slot(
             let f = u.image.filename.as_deref().unwrap_or_default();
             let src = bundle.mount_dir.join(f);
             tracing::info!("Updating {} with {}", dest.device.display(), src.display());
-            let written = write::copy_image(&src, &dest.device)?;
+            let written = write::copy_image(&src, &dest.device, bundle.protection.hashing())?;
             write::check_written(
                 &u.slot,
                 &src,

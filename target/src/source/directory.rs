@@ -8,7 +8,7 @@ use std::path::Path;
 
 use bundle::keyfile::{Group, KeyFile};
 
-use super::{BundleOpener, OpenOptions, OpenedBundle};
+use super::{BundleOpener, ImageProtection, OpenOptions, OpenedBundle};
 use crate::config::SystemConfig;
 use crate::error::{Error, Result};
 use crate::plan::{BundleInput, ImageHooks, ImageInput};
@@ -34,6 +34,7 @@ impl BundleOpener for DirectoryBundleOpener {
         Ok(OpenedBundle {
             info,
             mount_dir: dir.to_path_buf(),
+            protection: ImageProtection::Unchecked,
             guard: None,
         })
     }

@@ -25,10 +25,12 @@ pub use convert::{bundle_input, spki_hash_text};
 pub use directory::DirectoryBundleOpener;
 pub use info::InfoOptions;
 pub use policy::Purpose;
+
 pub use verified::{KeyOverride, VerifiedOpener};
 
 use crate::config::SystemConfig;
 use crate::error::Result;
+use crate::install::write::Hashing;
 use crate::plan::BundleInput;
 
 /// Options for opening a bundle (from `InstallBundle` arguments or `ota install` flags).
@@ -40,12 +42,36 @@ pub struct OpenOptions {
     pub require_manifest_hash: Option<String>,
 }
 
+/// How the images of an opened bundle are protected while the installer reads them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageProtection {
+    /// verity/crypt: every block read is checked by dm-verity against the root hash of the
+    /// signed manifest; the installer checks image sizes only (as RAUC).
+    DmVerity,
+    /// Nothing checks blocks as they are read (a plain bundle after its one-time signature
+    /// check, or a test double): the installer hashes every image while writing it and compares
+    /// the digest with the manifest.
+    Unchecked,
+}
+
+impl ImageProtection {
+    /// The hashing the slot writer needs.
+    pub fn hashing(self) -> Hashing {
+        match self {
+            ImageProtection::DmVerity => Hashing::CoveredByDmVerity,
+            ImageProtection::Unchecked => Hashing::Sha256,
+        }
+    }
+}
+
 /// A verified, mounted bundle. Dropping it unmounts and removes every layer (through `guard`).
 pub struct OpenedBundle {
     /// Manifest facts the planner and executor use.
     pub info: BundleInput,
     /// Where the bundle's payload is mounted (images and hook script live here).
     pub mount_dir: PathBuf,
+    /// How the images are protected while they are read.
+    pub protection: ImageProtection,
     /// Keeps the mount (and loop and device-mapper devices) alive; dropping it tears them down.
     pub guard: Option<Box<dyn Send>>,
 }
@@ -55,6 +81,7 @@ impl std::fmt::Debug for OpenedBundle {
         f.debug_struct("OpenedBundle")
             .field("info", &self.info)
             .field("mount_dir", &self.mount_dir)
+            .field("protection", &self.protection)
             .finish_non_exhaustive()
     }
 }

@@ -11,7 +11,7 @@ use bundle::state::{Bundle, OpenedBundle as Classified, SignedBundle, VerifiedBu
 
 use super::mounted::MountedBundle;
 use super::policy::{self, BundleFacts, Purpose};
-use super::{BundleOpener, OpenOptions, OpenedBundle, access, convert};
+use super::{BundleOpener, ImageProtection, OpenOptions, OpenedBundle, access, convert};
 use crate::config::SystemConfig;
 use crate::error::{Error, Result};
 use crate::plan::BundleInput;
@@ -260,9 +260,14 @@ impl BundleOpener for VerifiedOpener {
             verified.load_plain_manifest(mounted.read_manifest()?)?;
         }
         let info = input_of(&verified)?;
+        let protection = match verified.format() {
+            BundleFormat::Plain => ImageProtection::Unchecked,
+            BundleFormat::Verity | BundleFormat::Crypt => ImageProtection::DmVerity,
+        };
         Ok(OpenedBundle {
             info,
             mount_dir: mounted.dir().to_path_buf(),
+            protection,
             guard: Some(Box::new(mounted)),
         })
     }

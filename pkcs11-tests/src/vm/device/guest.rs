@@ -206,14 +206,22 @@ impl TestDevice {
         Ok(disks)
     }
 
-    /// `system.conf` of the device with `encryption` as its `[encryption]` section and `extra`
-    /// keys in `[system]`.
+    /// `system.conf` of the device (GRUB environment on the data disk) with `encryption` as its
+    /// `[encryption]` section and `extra_system` keys in `[system]`.
     pub fn system_conf(&self, encryption: &str, extra_system: &str) -> String {
+        let boot = format!("bootloader=grub\ngrubenv=/data/grubenv\n{extra_system}");
+        self.conf(&boot, encryption, "")
+    }
+
+    /// `system.conf` of the device with the `[system]` bootloader lines `boot`, the
+    /// `[encryption]` section `encryption` and further sections `extra_sections`.
+    pub fn conf(&self, boot: &str, encryption: &str, extra_sections: &str) -> String {
         let [a, b, app_a, app_b] = SLOT_DISKS;
         format!(
-            "[system]\ncompatible=Test Device\nbootloader=grub\ngrubenv=/data/grubenv\n\
-             data-directory=/data\nmountprefix=/run/rauc\nbundle-formats=-plain\n{extra_system}\n\
+            "[system]\ncompatible=Test Device\n{boot}\
+             data-directory=/data\nmountprefix=/run/rauc\nbundle-formats=-plain\n\n\
              [keyring]\npath=/etc/rauc/keyring.pem\ncheck-purpose=codesign\n\n{encryption}\n\
+             {extra_sections}\n\
              [slot.rootfs.0]\ndevice={a}\ntype=raw\nbootname=A\n\n\
              [slot.rootfs.1]\ndevice={b}\ntype=raw\nbootname=B\n\n\
              [slot.appfs.0]\ndevice={app_a}\ntype=ext4\nparent=rootfs.0\n\n\
