@@ -24,6 +24,7 @@
 //! (seconds, default 300), `OTA_VM_ECHO=1` (copy the console to stderr while it runs).
 
 pub mod cpio;
+pub mod device;
 pub mod fixtures;
 mod initramfs;
 mod kernel;

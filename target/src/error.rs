@@ -70,6 +70,23 @@ pub enum Error {
     /// Opening, verifying or mounting a bundle failed (the [`crate::source::BundleOpener`] seam).
     #[error("{0}")]
     Bundle(String),
+    /// The decryption key of `[encryption] key` (or `--key`) could not be opened or used.
+    #[error(
+        "Failed to decrypt bundle: cannot use the decryption key {spec} ({origin}): {source}; \
+         check the key and its token, PIN and module"
+    )]
+    DecryptionKey {
+        /// The key as configured (a `pkcs11:` URI with any PIN redacted, or a path).
+        spec: String,
+        /// Where it was configured, e.g. "[encryption] key in /etc/rauc/system.conf".
+        origin: String,
+        /// What keymgr reported.
+        #[source]
+        source: Box<keymgr::Error>,
+    },
+    /// Setting up or tearing down the bundle mount stack (loop, dm-verity, dm-crypt, squashfs).
+    #[error("Failed mounting bundle: {0}")]
+    Mount(#[from] crate::mount::MountError),
     /// Another operation (install, mark) is already running in this process.
     #[error("Already processing a different method")]
     Busy,

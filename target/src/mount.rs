@@ -1,4 +1,5 @@
-//! The bundle mount stack: loop → dm-verity → (dm-crypt) → squashfs, torn down on every path.
+//! The bundle mount stack: loop → dm-verity → (dm-crypt) → squashfs (plain bundles: loop →
+//! squashfs), torn down on every path.
 //!
 //! [`BundleMount::mount`] first computes a [`MountPlan`] (pure, bounds-checked), then builds the
 //! stack one RAII layer at a time; if any step fails, the layers built so far are dropped in
@@ -7,6 +8,7 @@
 //! does the same silently (logging with `tracing`).
 
 mod error;
+mod params;
 
 use std::fs::File;
 use std::io::{Seek, SeekFrom};
@@ -17,59 +19,10 @@ use nix::mount::{MntFlags, MsFlags};
 use tracing::{debug, info, warn};
 
 pub use error::MountError;
+pub use params::{BundleMountParams, MountPlan};
 
-use crate::dm::table::{self, VERITY_BLOCK_SIZE};
-use crate::dm::{CryptKey, DmDevice, VerityParams};
+use crate::dm::DmDevice;
 use crate::loopdev::LoopDevice;
-
-/// Everything needed to mount a verified verity or crypt bundle payload.
-#[derive(Debug, Clone)]
-pub struct BundleMountParams {
-    /// Payload size P = D + verity-size (the bytes before the CMS; the loop size limit).
-    pub payload_size: u64,
-    /// dm-verity parameters; `verity.data_size` is D.
-    pub verity: VerityParams,
-    /// The `crypt-key` of a crypt bundle; `None` for verity bundles.
-    pub crypt_key: Option<CryptKey>,
-}
-
-/// The decided shape of the stack (a pure function of the parameters and the file size).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MountPlan {
-    /// Loop device size limit (P).
-    pub loop_size: u64,
-    /// Bytes mapped by dm-verity and dm-crypt (D).
-    pub data_size: u64,
-    /// Whether a dm-crypt layer sits on top of dm-verity.
-    pub crypt: bool,
-}
-
-impl MountPlan {
-    /// Checks the parameters against each other and against the bundle file size.
-    pub fn new(params: &BundleMountParams, file_size: u64) -> Result<MountPlan, MountError> {
-        let data_size = params.verity.data_size;
-        table::check_data_size(data_size)?;
-        let p = params.payload_size;
-        if !p.is_multiple_of(VERITY_BLOCK_SIZE) || p > file_size {
-            return Err(MountError::InvalidParams(format!(
-                "payload size {p} must be a multiple of {VERITY_BLOCK_SIZE} within the bundle file ({file_size} bytes)"
-            )));
-        }
-        let hash_tree = p.saturating_sub(data_size);
-        if hash_tree < table::min_hash_tree_size(data_size) {
-            return Err(MountError::InvalidParams(format!(
-                "verity data size {data_size} leaves {hash_tree} bytes for the hash tree in a payload of {p} bytes; \
-                 at least {} are needed",
-                table::min_hash_tree_size(data_size)
-            )));
-        }
-        Ok(MountPlan {
-            loop_size: p,
-            data_size,
-            crypt: params.crypt_key.is_some(),
-        })
-    }
-}
 
 /// A mounted bundle payload; unmounts and removes every layer on drop.
 #[derive(Debug)]
@@ -83,10 +36,9 @@ pub struct BundleMount {
 }
 
 impl BundleMount {
-    /// Mounts the squashfs of `bundle` read-only (`ro,nodev,nosuid`) at the existing directory
-    /// `mount_point` through loop → dm-verity → (dm-crypt).
+    /// Mounts the bundle's squashfs read-only (`ro,nodev,nosuid`) at the existing directory
+    /// `mount_point` through loop → dm-verity → (dm-crypt), or loop only for plain bundles.
     pub fn mount(
-        bundle: &Path,
         params: &BundleMountParams,
         mount_point: &Path,
     ) -> Result<BundleMount, MountError> {
@@ -95,6 +47,7 @@ impl BundleMount {
                 path: mount_point.to_path_buf(),
             });
         }
+        let bundle = params.bundle();
         let plan = MountPlan::new(params, file_size(bundle)?)?;
         debug!(?plan, bundle = %bundle.display(), "mounting bundle");
         let mut stack = BundleMount {
@@ -107,17 +60,20 @@ impl BundleMount {
         let loop_dev = stack
             .loop_dev
             .insert(LoopDevice::attach_read_only(bundle, plan.loop_size)?);
+        let mut top = loop_dev.path().to_path_buf();
         let loop_num = loop_dev.devnum();
-        let verity = stack
-            .verity
-            .insert(DmDevice::create_verity(loop_num, &params.verity)?);
-        let mut top = verity.path();
-        if let Some(key) = &params.crypt_key {
-            let verity_num = verity.devnum();
-            top = stack
-                .crypt
-                .insert(DmDevice::create_crypt(verity_num, plan.data_size, key)?)
-                .path();
+        if let Some(verity) = params.verity() {
+            let verity_dev = stack
+                .verity
+                .insert(DmDevice::create_verity(loop_num, verity)?);
+            top = verity_dev.path();
+            if let Some(key) = params.crypt_key() {
+                let verity_num = verity_dev.devnum();
+                top = stack
+                    .crypt
+                    .insert(DmDevice::create_crypt(verity_num, verity.data_size, key)?)
+                    .path();
+            }
         }
         mount_squashfs(&top, mount_point)?;
         stack.mounted = true;
@@ -221,58 +177,5 @@ fn unmount_path(mount_point: &Path) -> Result<(), MountError> {
             errno,
             detached_lazily: false,
         }),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn params(payload_size: u64, data_size: u64, crypt: bool) -> BundleMountParams {
-        BundleMountParams {
-            payload_size,
-            verity: VerityParams {
-                data_size,
-                root_hash: [1; 32],
-                salt: vec![2; 32],
-            },
-            crypt_key: crypt.then(|| CryptKey::from_bytes([3; 32])),
-        }
-    }
-
-    #[test]
-    fn plan_for_rauc_sized_bundles() {
-        // environment.md §6.6: 1052672 data bytes + 16384 bytes of hash tree.
-        let plan = MountPlan::new(&params(1_069_056, 1_052_672, true), 1_069_056 + 700).unwrap();
-        assert_eq!(
-            plan,
-            MountPlan {
-                loop_size: 1_069_056,
-                data_size: 1_052_672,
-                crypt: true
-            }
-        );
-        let plan = MountPlan::new(&params(1_069_056, 1_052_672, false), 1_069_056).unwrap();
-        assert!(!plan.crypt);
-    }
-
-    #[test]
-    fn plan_rejects_out_of_bounds_and_inconsistent_sizes() {
-        let cases = [
-            (1_069_056, 1_052_672, 1_069_055), // payload beyond the end of the file
-            (1_069_056 + 1, 1_052_672, 2_000_000), // payload not block aligned
-            (1_069_056, 1_069_056, 2_000_000), // no room for a hash tree
-            (1_052_672 + 12288, 1_052_672, 2_000_000), // hash tree too small (needs 4 blocks)
-            (1_069_056, 2_000_000 - 4096, 2_000_000), // data larger than the payload
-            (1_069_056, 0, 2_000_000),         // empty data
-            (1_069_056, 1000, 2_000_000),      // unaligned data
-        ];
-        for (p, d, file) in cases {
-            let result = MountPlan::new(&params(p, d, false), file);
-            assert!(
-                matches!(result, Err(MountError::InvalidParams(_))),
-                "P={p} D={d} file={file}: {result:?}"
-            );
-        }
     }
 }

@@ -60,6 +60,10 @@ pub struct BundleInput {
     pub install_check_hook: bool,
     /// Images in manifest order.
     pub images: Vec<ImageInput>,
+    /// SHA-256 of the SubjectPublicKeyInfo of each certificate of the verified signer chain,
+    /// signer first, as upper-case colon-separated hex (`RAUC_BUNDLE_SPKI_HASHES` for slot
+    /// hooks); empty when the bundle was not verified (test doubles).
+    pub spki_hashes: Vec<String>,
 }
 
 /// How a slot gets its image.

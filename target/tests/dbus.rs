@@ -2,9 +2,10 @@
 //! real clients: busctl, gdbus, the real `rauc` 1.8 CLI and `ota` itself.
 //!
 //! Bundles are opened by the **directory test double** (`ota --dangerous-unverified-directory`:
-//! an unpacked bundle directory taken as verified and mounted), because the bundle
-//! verification pipeline is wired in separately. The install flow, progress, `Completed` and
-//! the slot writes are the real ones.
+//! an unpacked bundle directory taken as verified and mounted), because the host has no
+//! device-mapper to mount real verity/crypt bundles. The install flow, progress, `Completed` and
+//! the slot writes are the real ones; the same flow with real encrypted bundles, the real opener
+//! and the rauc 1.8 CLI runs in the VM (`pkcs11-tests/tests/vm_dbus.rs`).
 
 mod common;
 

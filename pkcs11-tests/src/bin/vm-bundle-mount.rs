@@ -132,12 +132,14 @@ fn load(target: &Target) -> Result<BundleMountParams> {
     let params: BundleParams =
         serde_json::from_str(&text).context("parse the bundle parameters")?;
     std::fs::create_dir_all(&target.mount_point)?;
-    params.mount_params().map_err(anyhow::Error::msg)
+    params
+        .mount_params(&target.bundle)
+        .map_err(anyhow::Error::msg)
 }
 
 fn mount_and_hash(target: &Target, image: &str, expected: &str, by_drop: bool) -> Result<String> {
     let params = load(target)?;
-    let mount = BundleMount::mount(&target.bundle, &params, &target.mount_point)?;
+    let mount = BundleMount::mount(&params, &target.mount_point)?;
     let device = mount
         .top_device()
         .map(|d| d.display().to_string())
@@ -161,7 +163,7 @@ fn mount_and_hash(target: &Target, image: &str, expected: &str, by_drop: bool) -
 
 fn corrupt(target: &Target, image: &str) -> Result<String> {
     let params = load(target)?;
-    let mount = BundleMount::mount(&target.bundle, &params, &target.mount_point)?;
+    let mount = BundleMount::mount(&params, &target.mount_point)?;
     let mut data = Vec::new();
     let read =
         File::open(target.mount_point.join(image)).and_then(|mut f| f.read_to_end(&mut data));
@@ -179,18 +181,24 @@ fn setup_fails(target: &Target, mutate: &str) -> Result<String> {
     let mut params = load(target)?;
     match mutate {
         "wrong-key" => {
-            let mut key = *params
-                .crypt_key
-                .as_ref()
-                .context("not a crypt bundle")?
-                .as_bytes();
+            let params_file = std::fs::read_to_string(&target.params)?;
+            let raw: BundleParams = serde_json::from_str(&params_file)?;
+            let mut key = *target::dm::CryptKey::from_hex(
+                raw.crypt_key.as_deref().context("not a crypt bundle")?,
+            )?
+            .as_bytes();
             key[0] ^= 1;
-            params.crypt_key = Some(target::dm::CryptKey::from_bytes(key));
+            params.dangerous_set_crypt_key(Some(target::dm::CryptKey::from_bytes(key)));
         }
-        "wrong-root-hash" => params.verity.root_hash[31] ^= 1,
+        "wrong-root-hash" => {
+            params
+                .dangerous_verity_mut()
+                .context("not a verity bundle")?
+                .root_hash[31] ^= 1
+        }
         other => bail!("unknown mutation {other}"),
     }
-    match BundleMount::mount(&target.bundle, &params, &target.mount_point) {
+    match BundleMount::mount(&params, &target.mount_point) {
         Ok(mount) => {
             mount.unmount()?;
             bail!("mount with {mutate} succeeded")
@@ -209,7 +217,7 @@ fn setup_fails(target: &Target, mutate: &str) -> Result<String> {
 
 fn busy(target: &Target, image: &str) -> Result<String> {
     let params = load(target)?;
-    let mount = BundleMount::mount(&target.bundle, &params, &target.mount_point)?;
+    let mount = BundleMount::mount(&params, &target.mount_point)?;
     let open = File::open(target.mount_point.join(image))?;
     let result = mount.unmount();
     drop(open);

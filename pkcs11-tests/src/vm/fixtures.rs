@@ -1,7 +1,8 @@
 //! Host-side inputs for bundle mount tests, made with the real tools: a test PKI (openssl CLI,
 //! environment.md §3), a squashfs image (`mksquashfs`), bundles (`rauc bundle` 1.8, §6.3) and
 //! their dm parameters (trailer + `openssl cms -verify -noverify -binary`, parsed with
-//! `bundle::keyfile`) until the bundle crate's parser is wired in.
+//! `bundle::keyfile`). The parameters are independent of our own bundle reader on purpose: the
+//! mount-stack test feeds them (and deliberately wrong variants) to `target::mount` directly.
 
 use std::fs::OpenOptions;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -37,6 +38,8 @@ authorityKeyIdentifier=keyid
 pub struct TestPki {
     /// Root certificate (the keyring).
     pub root_cert: PathBuf,
+    /// Root private key (issues further test certificates).
+    pub root_key: PathBuf,
     /// Signer certificate (EKU codeSigning).
     pub sign_cert: PathBuf,
     /// Signer private key.
@@ -114,6 +117,7 @@ impl TestPki {
         ])?;
         Ok(TestPki {
             root_cert: file("root.cert.pem"),
+            root_key: file("root.key.pem"),
             sign_cert: file("sign.cert.pem"),
             sign_key: file("sign.key.pem"),
         })
@@ -244,8 +248,9 @@ impl BundleParams {
         })
     }
 
-    /// Converts to the mount stack's input (D = P − verity-size).
-    pub fn mount_params(&self) -> Result<BundleMountParams, String> {
+    /// Converts to the mount stack's input (D = P − verity-size) for `bundle`. These parameters
+    /// are not vouched for by a verified signature: for tests of the mount stack only.
+    pub fn mount_params(&self, bundle: &Path) -> Result<BundleMountParams, String> {
         let data_size = self
             .payload_size
             .checked_sub(self.verity_size)
@@ -258,15 +263,16 @@ impl BundleParams {
             Some(key) => Some(CryptKey::from_hex(key).map_err(|e| e.to_string())?),
             None => None,
         };
-        Ok(BundleMountParams {
-            payload_size: self.payload_size,
-            verity: VerityParams {
+        Ok(BundleMountParams::dangerous_from_unverified_parts(
+            bundle,
+            self.payload_size,
+            VerityParams {
                 data_size,
                 root_hash,
                 salt,
             },
             crypt_key,
-        })
+        ))
     }
 }
 

@@ -6,6 +6,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 
 use super::cpio::CpioWriter;
 use super::{Kernel, VmError, find_in_path, modules, require_tool, run_command};
@@ -163,7 +164,7 @@ impl Initramfs {
     }
 
     fn add_libraries_of(&mut self, host: &Path) -> Result<&mut Self, VmError> {
-        if !is_dynamic(host)? {
+        if !has_program_header(host, PT_INTERP)? && !has_program_header(host, PT_DYNAMIC)? {
             return Ok(self);
         }
         let output = run_command(Command::new("ldd").arg(host))?;
@@ -322,8 +323,29 @@ fn write_entry<W: Write>(
 }
 
 /// Reads a host file; executables lose their debug info first when `objcopy` is available.
+/// Stripped copies are cached per process (keyed by path, size and mtime): tests that boot many
+/// times write the same initramfs again and again.
 fn read_host(path: &Path, strip: bool) -> std::io::Result<Vec<u8>> {
-    if strip && let Some(objcopy) = find_in_path("objcopy") {
+    if !strip {
+        return std::fs::read(path);
+    }
+    type Key = (PathBuf, u64, std::time::SystemTime);
+    static STRIPPED: Mutex<BTreeMap<Key, Arc<Vec<u8>>>> = Mutex::new(BTreeMap::new());
+    let meta = std::fs::metadata(path)?;
+    let key = (path.to_path_buf(), meta.len(), meta.modified()?);
+    if let Some(data) = STRIPPED.lock().expect("cache lock").get(&key) {
+        return Ok(data.as_ref().clone());
+    }
+    let data = strip_debug(path)?;
+    STRIPPED
+        .lock()
+        .expect("cache lock")
+        .insert(key, Arc::new(data.clone()));
+    Ok(data)
+}
+
+fn strip_debug(path: &Path) -> std::io::Result<Vec<u8>> {
+    if let Some(objcopy) = find_in_path("objcopy") {
         let stripped = tempfile::NamedTempFile::new()?;
         let status = Command::new(objcopy)
             .arg("--strip-debug")
@@ -337,8 +359,18 @@ fn read_host(path: &Path, strip: bool) -> std::io::Result<Vec<u8>> {
     std::fs::read(path)
 }
 
+/// ELF program header type of the interpreter (dynamically linked executables).
+const PT_INTERP: u64 = 3;
+/// ELF program header type of the dynamic section (also in shared libraries).
+const PT_DYNAMIC: u64 = 2;
+
 /// Whether the ELF file has a program interpreter (is dynamically linked).
 fn is_dynamic(path: &Path) -> Result<bool, VmError> {
+    has_program_header(path, PT_INTERP)
+}
+
+/// Whether the ELF file has a program header of type `kind`.
+fn has_program_header(path: &Path, kind: u64) -> Result<bool, VmError> {
     let data = std::fs::read(path).map_err(|e| VmError::io("read", path, e))?;
     if data.get(..6) != Some(b"\x7fELF\x02\x01".as_slice()) {
         return Err(VmError::Initramfs(format!(
@@ -358,7 +390,7 @@ fn is_dynamic(path: &Path) -> Result<bool, VmError> {
         le(0x36, 2) as usize,
         le(0x38, 2) as usize,
     );
-    Ok((0..phnum).any(|i| le(phoff + i * phentsize, 4) == 3)) // PT_INTERP
+    Ok((0..phnum).any(|i| le(phoff + i * phentsize, 4) == kind))
 }
 
 /// The absolute library paths in `ldd` output (the vDSO has none); "not found" is an error.

@@ -57,6 +57,8 @@ pub struct Vm {
     memory_mib: u32,
     timeout: Duration,
     kill_after: Option<(String, Duration)>,
+    kernel_args: Vec<String>,
+    cpu: Option<String>,
 }
 
 impl Vm {
@@ -75,7 +77,21 @@ impl Vm {
             memory_mib: 512,
             timeout,
             kill_after: None,
+            kernel_args: Vec::new(),
+            cpu: None,
         }
+    }
+
+    /// Appends an argument to the kernel command line (e.g. `rauc.slot=A`).
+    pub fn kernel_arg(&mut self, arg: &str) -> &mut Self {
+        self.kernel_args.push(arg.to_string());
+        self
+    }
+
+    /// The QEMU CPU model (`-cpu`), e.g. `max` to let TCG emulate AES-NI and friends.
+    pub fn cpu(&mut self, model: &str) -> &mut Self {
+        self.cpu = Some(model.to_string());
+        self
     }
 
     /// Attaches a disk and returns its guest device (`/dev/vda`, `/dev/vdb`, … in call order).
@@ -173,8 +189,16 @@ impl Vm {
             .arg("-kernel")
             .arg(&self.kernel.boot_image)
             .arg("-initrd")
-            .arg(initrd)
-            .args(["-append", "console=ttyS0 panic=-1 quiet rdinit=/init"]);
+            .arg(initrd);
+        let mut append = "console=ttyS0 panic=-1 quiet rdinit=/init".to_string();
+        for arg in &self.kernel_args {
+            append.push(' ');
+            append.push_str(arg);
+        }
+        command.arg("-append").arg(append);
+        if let Some(cpu) = &self.cpu {
+            command.args(["-cpu", cpu]);
+        }
         for disk in disks {
             let mut spec = format!("file={},format=raw,if=virtio", disk.path.display());
             if disk.read_only {
@@ -190,7 +214,7 @@ impl Vm {
     }
 
     /// Streams console lines until QEMU exits, the timeout expires or the kill marker fires.
-    fn watch(&self, child: &mut QemuChild) -> Result<(VmEnd, Vec<String>), VmError> {
+    fn watch(&self, child: &mut QemuChild) -> Result<(VmEnd, Vec<(Duration, String)>), VmError> {
         let echo = std::env::var("OTA_VM_ECHO").is_ok_and(|v| v == "1");
         let deadline = Instant::now() + self.timeout;
         let mut kill_at: Option<(Instant, String)> = None;
@@ -213,7 +237,7 @@ impl Vm {
                     {
                         kill_at = Some((Instant::now() + *delay, marker.clone()));
                     }
-                    lines.push(line);
+                    lines.push((child.started.elapsed(), line));
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => return Ok((VmEnd::PoweredOff, lines)),
                 Err(mpsc::RecvTimeoutError::Timeout) => {
@@ -264,6 +288,7 @@ fn check_accel(qemu: &Path, accel: &str) -> Result<(), VmError> {
 /// started it dies, so no QEMU outlives its test.
 struct QemuChild {
     child: Child,
+    started: Instant,
     lines: mpsc::Receiver<String>,
     stderr: Option<std::thread::JoinHandle<String>>,
 }
@@ -293,6 +318,7 @@ impl QemuChild {
         });
         Ok(QemuChild {
             child,
+            started: Instant::now(),
             lines,
             stderr: Some(stderr),
         })

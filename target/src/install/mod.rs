@@ -3,7 +3,7 @@
 //! Order (`rauc-format.md` §1.7): slot states → open/verify/mount (the [`BundleOpener`] seam) →
 //! target group and plan → `pre-install` handler → `install-check` hook or compatible check →
 //! source/destination checks → mark every bootable target slot **bad** → per slot: hooks and
-//! write with a streaming SHA-256 check, status file → mark targets primary (when
+//! write (size check; a streaming SHA-256 check unless dm-verity covers the images), status file → mark targets primary (when
 //! `activate-installed`) → `post-install` handler. On any error the booted slot is untouched and
 //! the target slots stay marked bad.
 
@@ -139,7 +139,7 @@ fn install_steps(
         |_| ctx.slot_states(),
     )?;
     let opts = OpenOptions {
-        no_verify: false,
+        purpose: crate::source::Purpose::Install,
         require_manifest_hash: args.require_manifest_hash.clone(),
     };
     let bundle = step(progress, "check_bundle", "Checking bundle", |_| {
@@ -285,7 +285,8 @@ fn update_slot(
         return Ok(());
     }
     progress.begin("copy_image", format!("Copying image to {}", u.slot), 0);
-    let env = scripts::slot_hook_env(ctx, states, dest, &u.image, &bundle.mount_dir);
+    let mut env = scripts::slot_hook_env(ctx, states, dest, &u.image, &bundle.mount_dir);
+    scripts::push_spki_hashes(&mut env, &bundle.info);
     let result = write_slot(bundle, u, dest, &env);
     if let Err(e) = result {
         status.status = Some("failed".into());
@@ -340,7 +341,7 @@ fn write_slot(
             let f = u.image.filename.as_deref().unwrap_or_default();
             let src = bundle.mount_dir.join(f);
             tracing::info!("Updating {} with {}", dest.device.display(), src.display());
-            let written = write::copy_image(&src, &dest.device)?;
+            let written = write::copy_image(&src, &dest.device, bundle.protection.hashing())?;
             write::check_written(
                 &u.slot,
                 &src,

@@ -145,6 +145,13 @@ pub fn slot_hook_env(
     env
 }
 
+/// `RAUC_BUNDLE_SPKI_HASHES` for slot hooks: the signer chain's SPKI hashes, space-separated.
+pub fn push_spki_hashes(env: &mut Env, bundle: &BundleInput) {
+    if !bundle.spki_hashes.is_empty() {
+        push(env, "RAUC_BUNDLE_SPKI_HASHES", bundle.spki_hashes.join(" "));
+    }
+}
+
 /// The environment of the `install-check` bundle hook.
 pub fn install_check_env(ctx: &Context, bundle: &BundleInput) -> Env {
     let mut env = Env::new();

@@ -1,4 +1,5 @@
-//! Writing an image into a slot: exclusive open, streaming SHA-256 and size check, fsync.
+//! Writing an image into a slot: exclusive open, size check and (where nothing else
+//! authenticates the bytes as they are read) a streaming SHA-256 check, fsync.
 
 use std::fs::OpenOptions;
 use std::io::{Read, Write};
@@ -11,11 +12,21 @@ use crate::error::{Error, Result};
 
 const CHUNK: usize = 1 << 20;
 
+/// Whether the bytes of an image are hashed while they are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hashing {
+    /// Hash every byte and compare with the manifest's `sha256`.
+    Sha256,
+    /// Do not hash: every block read is already checked by dm-verity against the signed root
+    /// hash (verity and crypt bundles, as RAUC). The size is still checked.
+    CoveredByDmVerity,
+}
+
 /// What was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Written {
-    /// Lower-case hex SHA-256 of the bytes written.
-    pub sha256: String,
+    /// Lower-case hex SHA-256 of the bytes written (`None` with [`Hashing::CoveredByDmVerity`]).
+    pub sha256: Option<String>,
     /// Number of bytes written.
     pub size: u64,
 }
@@ -36,9 +47,9 @@ fn block_device_size(file: &std::fs::File) -> Option<u64> {
 
 /// Copies `image` into `device`: the device is opened write-only with `O_EXCL` (exclusive for
 /// block devices; it must exist — slots are never created), the image must fit, bytes are
-/// hashed while streaming, and the device is fsynced. Returns what was written; the caller
-/// compares it with the manifest via [`check_written`].
-pub fn copy_image(image: &Path, device: &Path) -> Result<Written> {
+/// hashed while streaming (per `hashing`), and the device is fsynced. Returns what was
+/// written; the caller compares it with the manifest via [`check_written`].
+pub fn copy_image(image: &Path, device: &Path, hashing: Hashing) -> Result<Written> {
     let mut src =
         std::fs::File::open(image).map_err(|e| Error::io("failed to open image", image, e))?;
     let src_len = src
@@ -59,7 +70,7 @@ pub fn copy_image(image: &Path, device: &Path) -> Result<Written> {
             device.display()
         )));
     }
-    let mut hasher = Sha256::new();
+    let mut hasher = (hashing == Hashing::Sha256).then(Sha256::new);
     let mut buf = vec![0u8; CHUNK];
     let mut size: u64 = 0;
     loop {
@@ -69,7 +80,9 @@ pub fn copy_image(image: &Path, device: &Path) -> Result<Written> {
         if n == 0 {
             break;
         }
-        hasher.update(&buf[..n]);
+        if let Some(h) = hasher.as_mut() {
+            h.update(&buf[..n]);
+        }
         dst.write_all(&buf[..n])
             .map_err(|e| Error::io("failed to write slot device", device, e))?;
         size += n as u64;
@@ -77,12 +90,12 @@ pub fn copy_image(image: &Path, device: &Path) -> Result<Written> {
     dst.sync_all()
         .map_err(|e| Error::io("failed to sync slot device", device, e))?;
     Ok(Written {
-        sha256: hex::encode(hasher.finish()),
+        sha256: hasher.map(|h| hex::encode(h.finish())),
         size,
     })
 }
 
-/// Compares what was written with the manifest's sha256 and size.
+/// Compares what was written with the manifest's sha256 (when it was hashed) and size.
 pub fn check_written(
     slot: &str,
     image: &Path,
@@ -90,7 +103,10 @@ pub fn check_written(
     expected_sha256: Option<&str>,
     expected_size: u64,
 ) -> Result<()> {
-    let sha_ok = expected_sha256.is_none_or(|e| e.eq_ignore_ascii_case(&written.sha256));
+    let sha_ok = match (expected_sha256, &written.sha256) {
+        (Some(e), Some(got)) => e.eq_ignore_ascii_case(got),
+        _ => true,
+    };
     let size_ok = expected_size == 0 || expected_size == written.size;
     if sha_ok && size_ok {
         return Ok(());
@@ -99,7 +115,10 @@ pub fn check_written(
         slot: slot.to_string(),
         image: image.to_path_buf(),
         expected: expected_sha256.unwrap_or("(none)").to_string(),
-        actual: written.sha256.clone(),
+        actual: written
+            .sha256
+            .clone()
+            .unwrap_or_else(|| "(not hashed)".into()),
         expected_size,
         actual_size: written.size,
     })
@@ -128,14 +147,19 @@ mod tests {
         let dev = dir.path().join("slot");
         std::fs::write(&img, b"hello").unwrap();
         std::fs::write(&dev, vec![0u8; 16]).unwrap();
-        let w = copy_image(&img, &dev).unwrap();
+        let w = copy_image(&img, &dev, Hashing::Sha256).unwrap();
         assert_eq!(w.size, 5);
         let want = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
-        assert_eq!(w.sha256, want);
+        assert_eq!(w.sha256.as_deref(), Some(want));
         check_written("s", &img, &w, Some(want), 5).unwrap();
         assert!(check_written("s", &img, &w, Some("00"), 5).is_err());
         assert!(check_written("s", &img, &w, Some(want), 6).is_err());
         assert_eq!(&std::fs::read(&dev).unwrap()[..6], b"hello\0");
-        assert!(copy_image(&img, &dir.path().join("missing")).is_err());
+        assert!(copy_image(&img, &dir.path().join("missing"), Hashing::Sha256).is_err());
+        // dm-verity covered: no hash, but the size still counts
+        let w = copy_image(&img, &dev, Hashing::CoveredByDmVerity).unwrap();
+        assert_eq!(w.sha256, None);
+        check_written("s", &img, &w, Some("00"), 5).unwrap();
+        assert!(check_written("s", &img, &w, Some(want), 6).is_err());
     }
 }

@@ -11,7 +11,6 @@ use super::{GioError, Shared};
 use crate::install::{InstallArgs, install_bundle};
 use crate::progress::{Progress, ProgressFn, ProgressUpdate};
 use crate::report;
-use crate::source::OpenOptions;
 
 const BUSY_INSTALL: &str = "Already processing a different method";
 const BUSY: &str = "already processing a different method";
@@ -161,14 +160,11 @@ impl Installer {
         if self.shared.is_busy() {
             return Err(GioError(BUSY.into()));
         }
-        let b =
-            self.shared
-                .opener
-                .open(&bundle, &self.shared.ctx.config, &OpenOptions::default())?;
-        Ok((
-            b.info.compatible.clone(),
-            b.info.version.clone().unwrap_or_default(),
-        ))
+        let info = self
+            .shared
+            .opener
+            .inspect(&bundle, &self.shared.ctx.config)?;
+        Ok((info.compatible, info.version.unwrap_or_default()))
     }
 
     /// Verifies the bundle and returns its manifest as a dictionary.
@@ -178,11 +174,11 @@ impl Installer {
             return Err(GioError(BUSY.into()));
         }
         check_inspect_args(&args)?;
-        let b =
-            self.shared
-                .opener
-                .open(&source, &self.shared.ctx.config, &OpenOptions::default())?;
-        Ok(inspect_dict(&b.info))
+        let info = self
+            .shared
+            .opener
+            .inspect(&source, &self.shared.ctx.config)?;
+        Ok(inspect_dict(&info))
     }
 
     /// Marks a slot good, bad or active.

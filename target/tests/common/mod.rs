@@ -2,6 +2,8 @@
 //! `ota service` process, all stopped by PID on drop.
 #![allow(dead_code, missing_docs)]
 
+pub mod rauc;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

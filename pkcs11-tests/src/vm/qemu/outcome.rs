@@ -33,6 +33,7 @@ pub struct VmOutcome {
     /// Wall-clock time from QEMU start to exit.
     pub elapsed: Duration,
     lines: Vec<String>,
+    times: Vec<Duration>,
     qemu_stderr: String,
     results: Result<PathBuf, String>,
 }
@@ -40,7 +41,7 @@ pub struct VmOutcome {
 impl VmOutcome {
     pub(super) fn new(
         end: VmEnd,
-        lines: Vec<String>,
+        timed: Vec<(Duration, String)>,
         qemu_stderr: String,
         elapsed: Duration,
         results_disk: Option<PathBuf>,
@@ -55,10 +56,12 @@ impl VmOutcome {
                 extract_results(&disk, &workdir.join("results")).map_err(|e| e.to_string())
             }
         };
+        let (times, lines) = timed.into_iter().unzip();
         VmOutcome {
             end,
             elapsed,
             lines,
+            times,
             qemu_stderr,
             results,
         }
@@ -67,6 +70,15 @@ impl VmOutcome {
     /// The cleaned console lines.
     pub fn lines(&self) -> &[String] {
         &self.lines
+    }
+
+    /// When the host received the first console line containing `needle`, counted from the
+    /// QEMU start.
+    pub fn time_of(&self, needle: &str) -> Option<Duration> {
+        self.lines
+            .iter()
+            .position(|l| l.contains(needle))
+            .map(|i| self.times[i])
     }
 
     /// The cleaned console as one text.

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use target::config::SystemConfig;
 use target::install::Context;
-use target::source::{BundleOpener, DirectoryBundleOpener, UnwiredBundleOpener};
+use target::source::{BundleOpener, DirectoryBundleOpener, VerifiedOpener};
 
 /// Device-side installer for RAUC-compatible bundles, with keys in tokens.
 #[derive(Debug, Parser)]
@@ -33,6 +33,9 @@ pub struct Global {
     /// Use BOOTNAME (or a slot name or device) as the booted slot instead of the kernel command line.
     #[arg(long, global = true, value_name = "BOOTNAME")]
     pub override_boot_slot: Option<String>,
+    /// Keyring file: trusted CA certificates (overrides [keyring] path).
+    #[arg(long, global = true, value_name = "PEMFILE")]
+    pub keyring: Option<PathBuf>,
     /// Mount prefix (overrides [system] mountprefix).
     #[arg(long = "mount", global = true, value_name = "PATH")]
     pub mount: Option<PathBuf>,
@@ -75,12 +78,21 @@ impl Global {
         )?)
     }
 
-    /// The bundle opener: the directory test double only when explicitly asked for.
+    /// The verifying bundle opener with `--keyring` applied.
+    pub fn verified_opener(&self) -> VerifiedOpener {
+        VerifiedOpener::new().with_keyring_path(self.keyring.clone())
+    }
+
+    /// The bundle opener: the real one, or the directory test double only when explicitly
+    /// asked for.
     pub fn opener(&self) -> Arc<dyn BundleOpener> {
         if self.dangerous_unverified_directory {
+            tracing::warn!(
+                "--dangerous-unverified-directory: bundles are unpacked directories and NOT verified"
+            );
             Arc::new(DirectoryBundleOpener)
         } else {
-            Arc::new(UnwiredBundleOpener)
+            Arc::new(self.verified_opener())
         }
     }
 }

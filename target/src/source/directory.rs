@@ -1,69 +1,17 @@
-//! The seam to the bundle pipeline: "open + verify + mount a bundle, give me its images, its
-//! compatible and its mount directory".
-//!
-//! The real implementation (bundle crate: open → decrypt → verify; mount stack: loop →
-//! dm-verity → dm-crypt → squashfs) is wired in by the lead. Until then this module offers
-//! [`DirectoryBundleOpener`], a **test double** that treats an unpacked bundle directory (the
-//! content directory `rauc bundle` takes: `manifest.raucm` plus image files) as an already
-//! verified and mounted bundle. It performs no signature check and must never be used for real
-//! bundles; the `ota` binary enables it only with `--dangerous-unverified-directory`.
+//! **Test double**: an unpacked bundle directory (the content directory `rauc bundle` takes:
+//! `manifest.raucm` plus image files) taken as an already verified and mounted bundle. It checks
+//! no signature and must never be used for real bundles; the `ota` binary enables it only with
+//! `--dangerous-unverified-directory`, and the host tests of the executor and the D-Bus service
+//! use it where no device-mapper exists.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use bundle::keyfile::{Group, KeyFile};
 
+use super::{BundleOpener, ImageProtection, OpenOptions, OpenedBundle};
 use crate::config::SystemConfig;
 use crate::error::{Error, Result};
 use crate::plan::{BundleInput, ImageHooks, ImageInput};
-
-/// Options for opening a bundle (from `InstallBundle` / `rauc info` arguments).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct OpenOptions {
-    /// Skip signature verification (`rauc info --no-verify`); never used for installation.
-    pub no_verify: bool,
-    /// `require-manifest-hash` (rejects bundles whose manifest hash differs).
-    pub require_manifest_hash: Option<String>,
-}
-
-/// A verified, mounted bundle. Dropping it unmounts (through `guard`).
-pub struct OpenedBundle {
-    /// Manifest facts the planner and executor use.
-    pub info: BundleInput,
-    /// Where the bundle's payload is mounted (images and hook script live here).
-    pub mount_dir: PathBuf,
-    /// Keeps the mount (and device-mapper targets) alive; dropped after installation.
-    pub guard: Option<Box<dyn Send>>,
-}
-
-impl std::fmt::Debug for OpenedBundle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OpenedBundle")
-            .field("info", &self.info)
-            .field("mount_dir", &self.mount_dir)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Opens, verifies and mounts a bundle.
-pub trait BundleOpener: Send + Sync {
-    /// Opens the bundle at `source` (a path; URLs are not supported without streaming) and
-    /// returns it verified and mounted below `config.mount_prefix`.
-    fn open(&self, source: &str, config: &SystemConfig, opts: &OpenOptions)
-    -> Result<OpenedBundle>;
-}
-
-/// An opener for builds without the bundle pipeline: every open fails with a clear message.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct UnwiredBundleOpener;
-
-impl BundleOpener for UnwiredBundleOpener {
-    fn open(&self, source: &str, _: &SystemConfig, _: &OpenOptions) -> Result<OpenedBundle> {
-        Err(Error::Bundle(format!(
-            "Failed to open bundle '{source}': bundle verification and mounting are not available \
-             in this build of ota"
-        )))
-    }
-}
 
 /// **Test double**: an unpacked bundle directory taken as verified and mounted. No signature
 /// is checked. See the module documentation.
@@ -86,14 +34,15 @@ impl BundleOpener for DirectoryBundleOpener {
         Ok(OpenedBundle {
             info,
             mount_dir: dir.to_path_buf(),
+            protection: ImageProtection::Unchecked,
             guard: None,
         })
     }
 }
 
-/// Minimal manifest reading for the directory test double: `[update]`, `[hooks]`, `[bundle]`
-/// and `[image.CLASS[.VARIANT]]` (filename, sha256, size, hooks). The real manifest parser is
-/// `bundle::manifest`.
+/// Minimal manifest reading for the test double: `[update]`, `[hooks]`, `[bundle]` and
+/// `[image.CLASS[.VARIANT]]` (filename, sha256, size, hooks). The real manifest parser is
+/// `bundle::manifest`, used by [`super::VerifiedOpener`].
 fn read_manifest(text: &str) -> std::result::Result<BundleInput, bundle::keyfile::KeyFileError> {
     let mut kf = KeyFile::parse(text)?;
     let mut b = BundleInput::default();
