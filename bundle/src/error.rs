@@ -39,6 +39,13 @@ pub enum Error {
         /// What is wrong, e.g. "Unsupported slot type 'foo' for slot rootfs.0 selected in system config".
         message: String,
     },
+    /// An output file or directory already exists and may not be replaced (like `rauc bundle`,
+    /// which never overwrites).
+    #[error("output '{path}' already exists; remove it or choose another name")]
+    OutputExists {
+        /// The existing output.
+        path: PathBuf,
+    },
     /// An I/O operation on a file failed.
     #[error("{action} '{path}': {source}")]
     Io {

@@ -8,6 +8,7 @@
 //! the verification states `Bundle → SignedBundle → VerifiedBundle`. It performs no PKCS#11, no
 //! D-Bus and no SQL: private-key operations come in through the traits of [`keys`].
 
+pub mod atomic;
 pub mod cms;
 pub mod container;
 pub mod crypt;

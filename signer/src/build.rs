@@ -15,10 +15,10 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::identity::SigningIdentity;
-use crate::output::AtomicFile;
 use crate::progress::Progress;
 use crate::squashfs::{self, MANIFEST_NAME};
 use crate::verify::{self, PostSignCheck};
+use bundle::atomic::{AtomicFile, Existing};
 
 /// Everything `signer bundle` needs.
 pub struct BuildRequest<'a> {
@@ -68,7 +68,7 @@ pub fn build_bundle(req: &BuildRequest<'_>, progress: &Progress) -> Result<Build
     hash_images(&mut manifest, req.content_dir, progress)?;
     tracing::debug!(format = %format, images = manifest.images.len(), "creating bundle");
 
-    let out = AtomicFile::create(req.output)?;
+    let out = AtomicFile::create(req.output, Existing::Refuse)?;
     let internal = manifest.to_internal().to_text(req.vocabulary)?;
     {
         let _phase = progress.phase("Creating squashfs", None);

@@ -12,8 +12,8 @@ use bundle::manifest::BundleFormat;
 
 use crate::build::append_signature;
 use crate::error::{Error, Result};
-use crate::output::AtomicFile;
 use crate::verify::open_verified;
+use bundle::atomic::{AtomicFile, Existing};
 
 /// What `signer encrypt` needs.
 pub struct EncryptRequest<'a> {
@@ -66,7 +66,7 @@ pub fn encrypt_bundle(req: &EncryptRequest<'_>) -> Result<EncryptReport> {
         return Err(too_large(size, signed.len() as u64, &recipients, req));
     }
     let envelope = enveloped::encrypt(&signed, &recipients, &req.options)?;
-    let out = AtomicFile::create(req.output)?;
+    let out = AtomicFile::create(req.output, Existing::Refuse)?;
     let mut source =
         File::open(req.input).map_err(|e| Error::io("failed to open", req.input, e))?;
     let copied = std::io::copy(&mut (&mut source).take(payload_size), &mut out.file())

@@ -20,12 +20,6 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// The output already exists; like `rauc bundle`, we never overwrite.
-    #[error("output '{path}' already exists; remove it or choose another name")]
-    OutputExists {
-        /// The existing output.
-        path: PathBuf,
-    },
     /// An external tool failed or could not be started.
     #[error("{tool} failed: {detail}")]
     Tool {

@@ -1,15 +1,14 @@
 //! `signer extract` and `signer extract-signature`: contents and CMS out of a verified bundle,
 //! in user space (no mount, no root).
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use bundle::cms::verify::Keyring;
 
-use crate::error::{Error, Result};
-use crate::output::{AtomicDir, AtomicFile};
+use crate::error::Result;
 use crate::unpack;
 use crate::verify::{open_signed, open_verified};
+use bundle::atomic::{self, AtomicDir, Existing};
 
 /// Where the keys and limits for opening a bundle come from.
 pub struct OpenSettings<'a> {
@@ -44,15 +43,6 @@ pub fn extract_signature(bundle: &Path, dest: &Path, settings: &OpenSettings<'_>
     let signed = open_signed(bundle, settings.key, settings.max_signature_size)?;
     let cms = signed.signed_data().to_vec();
     signed.verify(settings.keyring)?;
-    write_file(dest, &cms)?;
+    atomic::write_file(dest, &cms, Existing::Refuse)?;
     Ok(cms.len() as u64)
-}
-
-/// Writes `data` to `dest` atomically.
-pub fn write_file(dest: &Path, data: &[u8]) -> Result<PathBuf> {
-    let out = AtomicFile::create(dest)?;
-    out.file()
-        .write_all(data)
-        .map_err(|e| Error::io("failed to write", out.temp_path(), e))?;
-    out.commit()
 }

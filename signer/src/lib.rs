@@ -14,7 +14,6 @@ pub mod encrypt;
 pub mod error;
 pub mod extract;
 pub mod identity;
-pub mod output;
 pub mod progress;
 pub mod resign;
 pub mod squashfs;

@@ -18,8 +18,8 @@ use bundle::state::SignedBundle;
 use crate::build::{append_signature, sha256_stream};
 use crate::error::{Error, Result};
 use crate::identity::SigningIdentity;
-use crate::output::AtomicFile;
 use crate::verify::{PostSignCheck, check_new_bundle, open_signed};
+use bundle::atomic::{AtomicFile, Existing};
 
 /// How the input is authenticated and the output checked.
 pub struct ResignSettings<'a> {
@@ -113,7 +113,7 @@ fn write_with_cms(
     output: &Path,
     s: &ResignSettings<'_>,
 ) -> Result<Option<PostSignCheck>> {
-    let out = AtomicFile::create(output)?;
+    let out = AtomicFile::create(output, Existing::Refuse)?;
     source
         .seek(SeekFrom::Start(0))
         .map_err(|e| Error::io("failed to read", input, e))?;

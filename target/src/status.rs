@@ -6,9 +6,9 @@
 //! replaces the file through a temporary file in the same directory, fsync and rename.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use bundle::atomic::{self, Existing};
 use bundle::keyfile::{Group, KeyFile, KeyFileWriter};
 
 use crate::config::{StatusLocation, SystemConfig};
@@ -171,26 +171,14 @@ impl StatusFile {
     }
 }
 
-/// Writes `data` to `path` through a temporary file in the same directory and a rename.
+/// Writes `data` to `path` atomically (creating its directory), replacing what was there.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| Error::io("failed to create directory", dir, e))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".status-")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io("failed to create temporary file in", dir, e))?;
-    tmp.write_all(data)
-        .and_then(|_| tmp.as_file().sync_all())
-        .map_err(|e| Error::io("failed to write", tmp.path().to_path_buf(), e))?;
-    tmp.persist(path)
-        .map_err(|e| Error::io("failed to rename into place", path, e.error))?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    Ok(atomic::write_file(path, data, Existing::Replace)?)
 }
 
 /// Where and how slot status is stored for a configuration.

@@ -24,20 +24,14 @@ pub fn print<T: Serialize>(
     Ok(())
 }
 
-/// Writes `data` to `path` through a temporary file in the same directory, renamed into place.
+/// Writes `data` to `path` atomically (a temporary file in the same directory, renamed into
+/// place), replacing what was there.
 pub fn write_atomically(path: &Path, data: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
-    tmp.write_all(data)
-        .and_then(|()| tmp.as_file().sync_all())
-        .with_context(|| format!("cannot write {}", tmp.path().display()))?;
-    tmp.persist(path)
-        .with_context(|| format!("cannot rename the temporary file to {}", path.display()))?;
-    Ok(())
+    Ok(bundle::atomic::write_file(
+        path,
+        data,
+        bundle::atomic::Existing::Replace,
+    )?)
 }
 
 /// PEM of a DER certificate.

@@ -1,28 +1,46 @@
-//! Output files and directories that appear only when complete.
+//! Output files and directories that appear only when complete — the one implementation every
+//! crate of the suite writes its outputs with (bundles, certificates, CRLs, recipient lists,
+//! status files, bootloader environments).
 //!
-//! Everything is written under a temporary name in the destination directory and renamed into
-//! place at the end, without replacing an existing file (like `rauc bundle`, which refuses to
-//! overwrite). If anything fails, or the value is dropped before [`AtomicFile::commit`], the
-//! temporary is removed and the destination is untouched.
+//! Everything is written under a temporary name in the destination directory, synced, and
+//! renamed into place at the end; readers see the old file or the complete new one. Whether an
+//! existing destination may be replaced is the caller's choice ([`Existing`]): bundle outputs
+//! never replace one (like `rauc bundle`), state files always do. If anything fails, or the
+//! value is dropped before `commit`, the temporary is removed and the destination is untouched.
 
 use std::ffi::CString;
 use std::fs::File;
+use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+
+/// What to do when the destination already exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Existing {
+    /// Fail with [`Error::OutputExists`] (checked early and again, race-free, at the rename).
+    Refuse,
+    /// Replace it atomically.
+    Replace,
+}
 
 /// A file being written under a temporary name next to its destination.
 #[derive(Debug)]
 pub struct AtomicFile {
     temp: tempfile::NamedTempFile,
     dest: PathBuf,
+    existing: Existing,
 }
 
 impl AtomicFile {
-    /// Creates the temporary file. Fails early if `dest` already exists.
-    pub fn create(dest: &Path) -> Result<Self> {
-        refuse_existing(dest)?;
+    /// Creates the temporary file (mode 0600 until committed, then 0644). With
+    /// [`Existing::Refuse`] it fails early if `dest` already exists.
+    pub fn create(dest: &Path, existing: Existing) -> Result<Self> {
+        if existing == Existing::Refuse {
+            refuse_existing(dest)?;
+        }
         let dir = parent_dir(dest);
         let temp = tempfile::Builder::new()
             .prefix(&format!(".{}.", file_name(dest)))
@@ -32,12 +50,20 @@ impl AtomicFile {
         Ok(AtomicFile {
             temp,
             dest: dest.to_path_buf(),
+            existing,
         })
     }
 
     /// The open temporary file.
     pub fn file(&self) -> &File {
         self.temp.as_file()
+    }
+
+    /// Writes all of `data` to the temporary file.
+    pub fn write_all(&mut self, data: &[u8]) -> Result<()> {
+        self.temp
+            .write_all(data)
+            .map_err(|e| Error::io("failed to write", &self.dest, e))
     }
 
     /// Path of the temporary file (for tools such as `mksquashfs` that write by name).
@@ -59,14 +85,24 @@ impl AtomicFile {
             .map_err(|e| Error::io("failed to open", self.temp.path(), e))
     }
 
-    /// Flushes the data to disk and renames the file into place, refusing to replace an existing
-    /// destination.
+    /// Flushes the data to disk and renames the file into place (replacing an existing
+    /// destination only with [`Existing::Replace`]).
     pub fn commit(self) -> Result<PathBuf> {
         // Sync by name: a tool may have replaced the file behind our handle.
-        self.reopen()?
-            .sync_all()
+        let file = self.reopen()?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o644))
+            .and_then(|()| file.sync_all())
             .map_err(|e| Error::io("failed to flush", self.temp.path(), e))?;
-        rename_noreplace(self.temp.path(), &self.dest)?;
+        match self.existing {
+            Existing::Refuse => rename_noreplace(self.temp.path(), &self.dest)?,
+            Existing::Replace => std::fs::rename(self.temp.path(), &self.dest).map_err(|e| {
+                Error::io(
+                    "failed to move the finished output into place at",
+                    &self.dest,
+                    e,
+                )
+            })?,
+        }
         // The file now lives at `dest`; forget the temporary without deleting anything.
         let _ = self.temp.into_temp_path().keep();
         sync_dir(parent_dir(&self.dest));
@@ -129,6 +165,13 @@ impl AtomicDir {
         sync_dir(parent_dir(&self.dest));
         Ok(self.dest)
     }
+}
+
+/// Writes `data` to `dest` atomically (see the module documentation).
+pub fn write_file(dest: &Path, data: &[u8], existing: Existing) -> Result<()> {
+    let mut out = AtomicFile::create(dest, existing)?;
+    out.write_all(data)?;
+    out.commit().map(drop)
 }
 
 fn is_empty_dir(path: &Path) -> bool {
@@ -196,21 +239,37 @@ fn sync_dir(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
 
     #[test]
     fn file_appears_only_on_commit_and_never_replaces() {
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("out.raucb");
-        let mut out = AtomicFile::create(&dest).unwrap();
-        out.temp.write_all(b"data").unwrap();
+        let mut out = AtomicFile::create(&dest, Existing::Refuse).unwrap();
+        out.write_all(b"data").unwrap();
         assert!(!dest.exists());
         out.commit().unwrap();
         assert_eq!(std::fs::read(&dest).unwrap(), b"data");
         assert!(matches!(
-            AtomicFile::create(&dest),
+            AtomicFile::create(&dest, Existing::Refuse),
             Err(Error::OutputExists { .. })
         ));
+        // A refused race at the rename leaves the existing file alone.
+        let out = AtomicFile::create(&dir.path().join("other"), Existing::Refuse).unwrap();
+        std::fs::write(dir.path().join("other"), b"theirs").unwrap();
+        assert!(matches!(out.commit(), Err(Error::OutputExists { .. })));
+        assert_eq!(std::fs::read(dir.path().join("other")).unwrap(), b"theirs");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn replace_swaps_the_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("status");
+        write_file(&dest, b"one", Existing::Replace).unwrap();
+        write_file(&dest, b"two", Existing::Replace).unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"two");
+        let mode = std::fs::metadata(&dest).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
@@ -218,7 +277,7 @@ mod tests {
     fn dropped_output_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("out");
-        drop(AtomicFile::create(&dest).unwrap());
+        drop(AtomicFile::create(&dest, Existing::Refuse).unwrap());
         let d = AtomicDir::create(&dest).unwrap();
         std::fs::write(d.path().join("f"), b"x").unwrap();
         drop(d);
