@@ -27,14 +27,9 @@ pub struct ExtractArgs {
 
 impl ExtractArgs {
     pub fn run(self, globals: &Globals) -> Result<()> {
-        let keyring = self.trust.require_keyring(globals)?;
-        let key = decryptor(self.key.as_deref(), globals)?;
-        let settings = OpenSettings {
-            keyring: &keyring,
-            key: key.as_deref(),
-            max_signature_size: MAX_CMS,
-        };
-        let files = extract(&self.bundle, &self.dir, &settings)?;
+        let files = with_settings(self.key.as_deref(), &self.trust, globals, |settings| {
+            Ok(extract(&self.bundle, &self.dir, settings)?)
+        })?;
         eprintln!("Extracted {files} files to {}", self.dir.display());
         Ok(())
     }
@@ -57,15 +52,26 @@ pub struct ExtractSignatureArgs {
 
 impl ExtractSignatureArgs {
     pub fn run(self, globals: &Globals) -> Result<()> {
-        let keyring = self.trust.require_keyring(globals)?;
-        let key = decryptor(self.key.as_deref(), globals)?;
-        let settings = OpenSettings {
-            keyring: &keyring,
-            key: key.as_deref(),
-            max_signature_size: MAX_CMS,
-        };
-        let size = extract_signature(&self.bundle, &self.output, &settings)?;
+        let size = with_settings(self.key.as_deref(), &self.trust, globals, |settings| {
+            Ok(extract_signature(&self.bundle, &self.output, settings)?)
+        })?;
         eprintln!("Wrote {size}-byte signature to {}", self.output.display());
         Ok(())
     }
+}
+
+/// Runs `f` with the keyring and decryption key the options name.
+fn with_settings<T>(
+    key: Option<&str>,
+    trust: &TrustArgs,
+    globals: &Globals,
+    f: impl FnOnce(&OpenSettings<'_>) -> Result<T>,
+) -> Result<T> {
+    let keyring = trust.require_keyring(globals)?;
+    let key = decryptor(key, globals)?;
+    f(&OpenSettings {
+        keyring: &keyring,
+        key: key.as_deref(),
+        max_signature_size: MAX_CMS,
+    })
 }
