@@ -33,7 +33,7 @@ leftovers dbus
 finish
 "#;
 
-fn step<'a>(outcome: &'a VmOutcome, name: &str) -> (Option<i32>, String) {
+fn step(outcome: &VmOutcome, name: &str) -> (Option<i32>, String) {
     let prefix = format!("{name}| ");
     let text: Vec<&str> = outcome
         .lines()
