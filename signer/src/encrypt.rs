@@ -40,6 +40,8 @@ pub struct EncryptReport {
     pub recipients: usize,
     /// Size of the EnvelopedData.
     pub cms_size: u64,
+    /// Size of the SignedData it encrypts (the part that does not grow with recipients).
+    pub signed_size: u64,
     /// The options used.
     pub options: EncryptOptions,
 }
@@ -83,6 +85,7 @@ pub fn encrypt_bundle(req: &EncryptRequest<'_>) -> Result<EncryptReport> {
         path,
         recipients: recipients.len(),
         cms_size: envelope.len() as u64,
+        signed_size: signed.len() as u64,
         options: req.options,
     })
 }

@@ -89,10 +89,11 @@ impl Args {
         })?;
         let n = report.recipients;
         println!(
-            "Encrypted for {n} recipient{}: CMS {} bytes ({:.0} bytes per recipient), {} layout, {} ids, wrote {}",
+            "Encrypted for {n} recipient{}: CMS {} bytes (signed data {} + about {:.0} bytes per recipient), {} layout, {} ids, wrote {}",
             if n == 1 { "" } else { "s" },
             report.cms_size,
-            report.cms_size as f64 / n as f64,
+            report.signed_size,
+            report.cms_size.saturating_sub(report.signed_size) as f64 / n as f64,
             report.options.layout,
             report.options.recipient_id.name(),
             report.path.display()

@@ -34,7 +34,7 @@ pub struct Args {
     /// Print the signer certificate.
     #[arg(long)]
     dump_cert: bool,
-    /// Print the recipients of an encrypted bundle (rauc's listing plus the layout).
+    /// Print the recipients of an encrypted bundle (rauc's listing).
     #[arg(long)]
     dump_recipients: bool,
     #[command(flatten)]

@@ -16,8 +16,9 @@ use common::Globals;
 /// Build, sign, encrypt, inspect and extract RAUC bundles whose keys live in tokens.
 ///
 /// Keys and certificates are `pkcs11:` URIs (RFC 7512) or PEM files. PINs come from the URI's
-/// `pin-source`, the environment (`RAUC_PKCS11_PIN`) or a prompt — never from the command line.
-/// The PKCS#11 module is the URI's `module-path`, `--module`, `PKCS11_MODULE_PATH` or
+/// `pin-source`, the environment (`RAUC_PKCS11_PIN`) or a prompt (a `pin-value` in the URI works,
+/// with a warning: it is visible to every user of the machine). The PKCS#11 module is the URI's
+/// `module-path` or `module-name`, `--module`, `PKCS11_MODULE_PATH` or
 /// `RAUC_PKCS11_MODULE`, else the p11-kit proxy. Option names follow `rauc`.
 #[derive(Debug, Parser)]
 #[command(

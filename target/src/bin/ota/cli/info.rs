@@ -26,7 +26,7 @@ pub struct Args {
     #[arg(long)]
     pub no_check_time: bool,
     /// Decryption key (PEM file, `pkcs11:` URI or `tpm2:` key) instead of [encryption] key.
-    #[arg(long, value_name = "PEMFILE|PKCS11-URL")]
+    #[arg(long, value_name = "PEMFILE|PKCS11-URI")]
     pub key: Option<String>,
     /// Print the first certificate of the signature.
     #[arg(long)]

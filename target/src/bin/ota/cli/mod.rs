@@ -16,7 +16,7 @@ use target::source::{BundleOpener, DirectoryBundleOpener, VerifiedOpener};
 
 /// Device-side installer for RAUC-compatible bundles, with keys in tokens.
 #[derive(Debug, Parser)]
-#[command(name = "ota", version, about)]
+#[command(name = "ota", version)]
 pub struct Cli {
     #[command(flatten)]
     global: Global,
