@@ -198,7 +198,17 @@ impl TokenSession {
         let module = module::resolve_module(Some(uri), default_module)?;
         let ctx = module::context(&module)?;
         let tokens = scan(&ctx)?;
-        let (slot, token) = select_token(uri, tokens)?;
+        let (slot, token) = select_token(uri, &tokens)?;
+        TokenSession::on_slot(ctx, slot, token, module, access)
+    }
+
+    fn on_slot(
+        ctx: Pkcs11,
+        slot: Slot,
+        token: TokenSummary,
+        module: PathBuf,
+        access: Access,
+    ) -> Result<Self> {
         let session = open_session(&ctx, slot, access, &token.label)?;
         tracing::debug!(token = %token.label, slot = slot.id(), "PKCS#11 session opened");
         Ok(TokenSession {
@@ -281,6 +291,73 @@ impl TokenSession {
     }
 }
 
+/// The tokens of one module, scanned once, for opening many tokens by URI.
+///
+/// [`TokenSession::open`] reads the slot and token information of every slot to find the one
+/// token a URI names. With many tokens in one module (a factory station with a SoftHSM token per
+/// device) that scan dominates; a `TokenIndex` scans once and matches later URIs against the
+/// snapshot. A URI that matches no token triggers one rescan (tokens initialized since), so
+/// results equal those of [`TokenSession::open`]. `Sync`: share one index between worker
+/// threads; every [`TokenIndex::open`] returns a new session.
+#[derive(Debug)]
+pub struct TokenIndex {
+    ctx: Pkcs11,
+    module: PathBuf,
+    tokens: std::sync::RwLock<Vec<SlotToken>>,
+}
+
+impl std::fmt::Debug for SlotToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlotToken")
+            .field("slot", &self.slot.id())
+            .field("label", &self.summary.label)
+            .finish()
+    }
+}
+
+impl TokenIndex {
+    /// Loads (once per process) and scans the module at `module_path`.
+    pub fn new(module_path: &Path) -> Result<TokenIndex> {
+        let ctx = module::context(module_path)?;
+        let tokens = scan(&ctx)?;
+        Ok(TokenIndex {
+            ctx,
+            module: module_path.to_path_buf(),
+            tokens: std::sync::RwLock::new(tokens),
+        })
+    }
+
+    /// The module file this index scanned.
+    pub fn module_path(&self) -> &Path {
+        &self.module
+    }
+
+    /// The tokens of the snapshot.
+    pub fn tokens(&self) -> Vec<TokenSummary> {
+        let tokens = self.tokens.read().unwrap_or_else(|e| e.into_inner());
+        tokens.iter().map(|t| t.summary.clone()).collect()
+    }
+
+    /// Opens a session on the one initialized token the URI's token attributes match (the
+    /// URI's module attributes are not consulted: this index is one module). No login yet.
+    pub fn open(&self, uri: &Pkcs11Uri, access: Access) -> Result<TokenSession> {
+        let found = {
+            let tokens = self.tokens.read().unwrap_or_else(|e| e.into_inner());
+            select_token(uri, &tokens)
+        };
+        let (slot, token) = match found {
+            Err(Error::TokenNotFound { .. }) => {
+                let fresh = scan(&self.ctx)?;
+                let selected = select_token(uri, &fresh);
+                *self.tokens.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+                selected?
+            }
+            other => other?,
+        };
+        TokenSession::on_slot(self.ctx.clone(), slot, token, self.module.clone(), access)
+    }
+}
+
 fn open_session(ctx: &Pkcs11, slot: Slot, access: Access, label: &str) -> Result<Session> {
     let result = match access {
         Access::ReadOnly => ctx.open_ro_session(slot),
@@ -289,17 +366,14 @@ fn open_session(ctx: &Pkcs11, slot: Slot, access: Access, label: &str) -> Result
     result.map_err(|e| Error::pkcs11(e, format!("opening a session on token `{label}`")))
 }
 
-fn select_token(uri: &Pkcs11Uri, tokens: Vec<SlotToken>) -> Result<(Slot, TokenSummary)> {
+fn select_token(uri: &Pkcs11Uri, tokens: &[SlotToken]) -> Result<(Slot, TokenSummary)> {
     let all = Candidates(tokens.iter().map(|t| t.summary.candidate_line()).collect());
-    let mut matching: Vec<SlotToken> = tokens
-        .into_iter()
+    let matching: Vec<&SlotToken> = tokens
+        .iter()
         .filter(|t| t.summary.initialized && token_matches(uri, &t.facts))
         .collect();
     match matching.len() {
-        1 => {
-            let t = matching.remove(0);
-            Ok((t.slot, t.summary))
-        }
+        1 => Ok((matching[0].slot, matching[0].summary.clone())),
         0 => Err(Error::TokenNotFound {
             uri: uri.token_part().redacted(),
             candidates: all,
