@@ -65,11 +65,24 @@ pub trait DeviceToken {
     /// Human description recorded in the inventory (model, manufacturer, serial, label).
     fn description(&self) -> String;
 
+    /// The token's address as the inventory records it (`pkcs11:` URI or `tpm2:` spec): what
+    /// `verify` opens later and what the device decrypts with. Never contains a PIN.
+    fn uri(&self) -> String;
+
+    /// The key id for a new device key, decided before the intent is recorded. PKCS#11 tokens
+    /// draw a random `CKA_ID`; a TPM-native key is identified by its persistent handle (and
+    /// refuses a handle that is taken, so a rollback never removes a key it did not make).
+    fn allocate_key_id(&mut self) -> Result<KeyId, TokenError> {
+        Ok(KeyId::random()?)
+    }
+
     /// Generates a key pair inside the token; returns the DER SubjectPublicKeyInfo.
     fn generate_key_pair(&mut self, spec: &DeviceKeySpec) -> Result<Vec<u8>, TokenError>;
 
-    /// The private key with `id` as a signer, for the CSR (proof of possession).
-    fn csr_signer(&self, id: &KeyId) -> Result<Box<dyn ContentSigner + '_>, TokenError>;
+    /// The private key with `id` as a signer, for the CSR (proof of possession). `None` for
+    /// keys that cannot sign (a TPM ECDH key): the CA then certifies the public key the token
+    /// returned from its own key generation in this session.
+    fn csr_signer(&self, id: &KeyId) -> Result<Option<Box<dyn ContentSigner + '_>>, TokenError>;
 
     /// Stores a certificate under `id` and `label` (`CKO_CERTIFICATE`, `CKC_X_509`).
     fn write_certificate(&mut self, id: &KeyId, label: &str, der: &[u8]) -> Result<(), TokenError>;
