@@ -186,7 +186,9 @@ impl IssueArgs {
                 f.subject,
                 f.serial_hex,
                 self.out.display(),
-                stored.map(|u| format!(", stored as {u}")).unwrap_or_default()
+                stored
+                    .map(|u| format!(", stored as {u}"))
+                    .unwrap_or_default()
             );
         }
         Ok(ExitCode::SUCCESS)

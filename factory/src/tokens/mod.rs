@@ -41,6 +41,31 @@ pub(crate) fn token_error(message: impl Into<String>) -> TokenError {
     message.into().into()
 }
 
+/// Most candidates a "no such token" error lists (a station may see a thousand tokens).
+const MAX_CANDIDATES: usize = 5;
+
+/// Shortens keymgr's "no token matches" error to a few candidates.
+fn short_candidates(e: TokenError) -> TokenError {
+    match e.downcast::<keymgr::Error>() {
+        Ok(err) => match *err {
+            keymgr::Error::TokenNotFound { uri, candidates }
+                if candidates.0.len() > MAX_CANDIDATES =>
+            {
+                let n = candidates.0.len();
+                let mut shown = candidates.0;
+                shown.truncate(MAX_CANDIDATES);
+                token_error(format!(
+                    "no PKCS#11 token matches {uri} ({n} tokens present; `keymgr tokens` lists \
+                     them all), e.g.:{}",
+                    keymgr::error::Candidates(shown)
+                ))
+            }
+            other => Box::new(other),
+        },
+        Err(other) => other,
+    }
+}
+
 /// Device tokens reached through `keymgr` (see the module documentation).
 #[derive(Debug)]
 pub struct KeymgrDeviceTokens {
@@ -117,7 +142,7 @@ impl KeymgrDeviceTokens {
             None
         };
         let index = self.index(module)?;
-        Pkcs11DeviceToken::open(&index, &given, &login_uri, ek)
+        Pkcs11DeviceToken::open(&index, &given, &login_uri, ek).map_err(short_candidates)
     }
 
     fn open_tpm(&self, spec: &str) -> Result<TpmDeviceToken, TokenError> {

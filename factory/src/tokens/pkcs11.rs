@@ -141,7 +141,9 @@ impl DeviceToken for Pkcs11DeviceToken {
             ObjectSelection::All => None,
             ObjectSelection::Certificates => Some(ObjectType::Cert),
         };
-        let deleted = self.session.delete_objects(&self.object_uri(id, object_type))?;
+        let deleted = self
+            .session
+            .delete_objects(&self.object_uri(id, object_type))?;
         Ok(deleted.len())
     }
 

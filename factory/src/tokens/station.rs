@@ -3,9 +3,7 @@
 use std::path::PathBuf;
 
 use bundle::keys::ContentSigner;
-use keymgr::{
-    Access, KeySpec, ObjectType, OpenOptions, Pkcs11Uri, TokenKey, TokenSession,
-};
+use keymgr::{Access, KeySpec, ObjectType, OpenOptions, Pkcs11Uri, TokenKey, TokenSession};
 
 use super::pkcs11::keymgr_key_type;
 use super::{token_error, with_pin_source};
@@ -44,11 +42,7 @@ impl KeymgrStationHsm {
     /// to the configuration file).
     pub fn new(config: &StationConfig) -> Result<Self, TokenError> {
         let ca = &config.ca;
-        let base = config
-            .path
-            .parent()
-            .map(PathBuf::from)
-            .unwrap_or_default();
+        let base = config.path.parent().map(PathBuf::from).unwrap_or_default();
         let pin = ca.pin_source.as_deref();
         let key = match KeySpec::parse(&ca.key)? {
             KeySpec::Pkcs11(uri) => CaKey::Token(with_pin_source(uri, pin)),
@@ -107,7 +101,9 @@ impl StationHsm for KeymgrStationHsm {
 
     fn ca_public_key(&self) -> Result<Vec<u8>, TokenError> {
         match &self.key {
-            CaKey::Token(uri) => Ok(self.session(uri, Access::ReadOnly)?.export_public_key(uri)?),
+            CaKey::Token(uri) => Ok(self
+                .session(uri, Access::ReadOnly)?
+                .export_public_key(uri)?),
             CaKey::File(_) => Ok(self.open_key()?.public_key_der()?),
         }
     }

@@ -20,7 +20,10 @@ use crate::types::{KeyId, KeyType};
 /// Inserts `handle=` from `[tpm] ec-key-handle` into a `tpm2:` spec that has none.
 pub(crate) fn with_default_handle(spec: &str, default: Option<u32>) -> Result<String, TokenError> {
     let body = spec.strip_prefix(keymgr::tpm::SCHEME).unwrap_or(spec);
-    if body.split(';').any(|p| p.trim_start().starts_with("handle=")) {
+    if body
+        .split(';')
+        .any(|p| p.trim_start().starts_with("handle="))
+    {
         return Ok(spec.to_string());
     }
     match default {
@@ -136,7 +139,9 @@ impl DeviceToken for TpmDeviceToken {
 
     fn generate_key_pair(&mut self, spec: &DeviceKeySpec) -> Result<Vec<u8>, TokenError> {
         if spec.id != self.id() {
-            return Err(token_error("the key id of a TPM key is its persistent handle"));
+            return Err(token_error(
+                "the key id of a TPM key is its persistent handle",
+            ));
         }
         let curve = match spec.key_type {
             KeyType::EcP256 => EcCurve::P256,
@@ -159,9 +164,16 @@ impl DeviceToken for TpmDeviceToken {
         Ok(None)
     }
 
-    fn write_certificate(&mut self, id: &KeyId, _label: &str, der: &[u8]) -> Result<(), TokenError> {
+    fn write_certificate(
+        &mut self,
+        id: &KeyId,
+        _label: &str,
+        der: &[u8],
+    ) -> Result<(), TokenError> {
         if *id != self.id() {
-            return Err(token_error("the key id of a TPM key is its persistent handle"));
+            return Err(token_error(
+                "the key id of a TPM key is its persistent handle",
+            ));
         }
         let pem = crate::cert::to_pem("CERTIFICATE", der);
         Ok(crate::atomic::write_file(&self.cert, pem.as_bytes())?)

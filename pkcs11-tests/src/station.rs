@@ -1,0 +1,381 @@
+//! Test support for the factory station tests (`tests/factory_*.rs`) and the provisioning
+//! benchmark: a SoftHSM with a station token (CA key inside) and device tokens, a station
+//! configuration, and the `factory` / `signer` binaries of this workspace.
+//!
+//! Device tokens are made by cloning one empty template token ([`clone_tokens`]):
+//! `softhsm2-util --init-token` loads every existing token first, so initializing n tokens one
+//! by one costs O(n²) (about 0.3 s per token at 300 tokens). The clones are ordinary SoftHSM
+//! tokens that SoftHSM itself reads and uses.
+
+use std::ffi::OsStr;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::SystemTime;
+
+use softhsm::{SOFTHSM_MODULE, SoftHsm, TokenHandle};
+
+/// User PIN of every test token.
+pub const USER_PIN: &str = "4711";
+/// SO PIN of every test token.
+pub const SO_PIN: &str = "12345678";
+
+/// SoftHSM's attribute id of the token serial in `token.object` (`CKA_OS_TOKENSERIAL`).
+const TOKEN_SERIAL_ATTR: u64 = 0x8000_534a;
+
+/// Path of one of this workspace's binaries (`factory`, `signer`, `keymgr`) next to the running
+/// test's build output.
+///
+/// `cargo build --workspace --all-targets` (scripts/test.sh) builds them. When a test runs
+/// without them, or a source file is newer than a binary, they are built once with
+/// `cargo build -p factory -p signer -p keymgr --bins` (cargo's lock serializes test
+/// processes that try at the same time).
+pub fn workspace_binary(name: &str) -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let exe = std::env::current_exe().expect("test executable path");
+        // <target>/<profile>/deps/<test>-<hash> or <target>/<profile>/<bench>
+        let mut profile_dir = exe.parent().expect("deps dir").to_path_buf();
+        if profile_dir.ends_with("deps") {
+            profile_dir.pop();
+        }
+        if stale(&profile_dir) {
+            build(&profile_dir);
+        }
+        profile_dir
+    });
+    dir.join(name)
+}
+
+const BINARIES: [&str; 3] = ["factory", "signer", "keymgr"];
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+fn newest_source(dir: &Path) -> SystemTime {
+    let mut newest = SystemTime::UNIX_EPOCH;
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        let Ok(meta) = entry.metadata() else { continue };
+        let t = if meta.is_dir() {
+            newest_source(&path)
+        } else if path.extension().is_some_and(|x| x == "rs" || x == "toml") {
+            meta.modified().unwrap_or(SystemTime::UNIX_EPOCH)
+        } else {
+            SystemTime::UNIX_EPOCH
+        };
+        newest = newest.max(t);
+    }
+    newest
+}
+
+fn stale(profile_dir: &Path) -> bool {
+    let root = workspace_root();
+    let sources = ["factory/src", "signer/src", "keymgr/src", "bundle/src"]
+        .iter()
+        .map(|d| newest_source(&root.join(d)))
+        .max()
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    BINARIES.iter().any(|b| {
+        std::fs::metadata(profile_dir.join(b))
+            .and_then(|m| m.modified())
+            .map_or(true, |t| t < sources)
+    })
+}
+
+fn build(profile_dir: &Path) {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let profile = match profile_dir.file_name().and_then(OsStr::to_str) {
+        Some("debug") | None => "dev".to_string(),
+        Some(other) => other.to_string(),
+    };
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(workspace_root())
+        .args(["build", "--quiet", "--bins", "--profile", &profile])
+        .args(BINARIES.iter().flat_map(|b| ["-p", b]));
+    if let Some(target_dir) = profile_dir.parent() {
+        cmd.arg("--target-dir").arg(target_dir);
+    }
+    let status = cmd.status().expect("cargo runs");
+    assert!(status.success(), "building {BINARIES:?} failed");
+}
+
+/// Creates one SoftHSM token per label by copying the empty token `template` and writing the
+/// label and a fresh serial into the copy's `token.object`. The clones share the template's
+/// PINs. Call before any process that should see them loads SoftHSM.
+pub fn clone_tokens(hsm: &SoftHsm, template: &TokenHandle, labels: &[String]) -> io::Result<()> {
+    let tokens = hsm.dir().join("tokens");
+    let padded = |label: &str| {
+        let mut b = label.as_bytes().to_vec();
+        b.resize(32, b' ');
+        b
+    };
+    let template_label = padded(template.label());
+    let (source, object) = std::fs::read_dir(&tokens)?
+        .flatten()
+        .find_map(|e| {
+            let object = std::fs::read(e.path().join("token.object")).ok()?;
+            contains(&object, &template_label).then(|| (e.path(), object))
+        })
+        .ok_or_else(|| io::Error::other("template token not found"))?;
+    let serial = token_serial(&object)?;
+    for (i, label) in labels.iter().enumerate() {
+        if label.len() > 32 {
+            return Err(io::Error::other(format!("label {label} is too long")));
+        }
+        let dest = tokens.join(format!("clone-{}-{i:06}", std::process::id()));
+        std::fs::create_dir(&dest)?;
+        for file in std::fs::read_dir(&source)?.flatten() {
+            std::fs::copy(file.path(), dest.join(file.file_name()))?;
+        }
+        let new_serial = format!("c{:07x}{:08x}", std::process::id() & 0xfff_ffff, i);
+        let patched = replace(&object, &template_label, &padded(label));
+        let patched = replace(&patched, &serial, new_serial.as_bytes());
+        std::fs::write(dest.join("token.object"), patched)?;
+    }
+    Ok(())
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn replace(haystack: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    assert_eq!(from.len(), to.len(), "same-length replacement only");
+    let mut out = haystack.to_vec();
+    if let Some(pos) = haystack.windows(from.len()).position(|w| w == from) {
+        out[pos..pos + from.len()].copy_from_slice(to);
+    }
+    out
+}
+
+/// The 16-byte serial value in a SoftHSM `token.object` (attribute, kind, length, value; each
+/// header field a big-endian u64).
+fn token_serial(object: &[u8]) -> io::Result<Vec<u8>> {
+    let tag = TOKEN_SERIAL_ATTR.to_be_bytes();
+    let pos = object
+        .windows(8)
+        .position(|w| w == tag)
+        .ok_or_else(|| io::Error::other("no token serial in token.object"))?;
+    let len_at = pos + 16;
+    let len = u64::from_be_bytes(object[len_at..len_at + 8].try_into().unwrap()) as usize;
+    Ok(object[len_at + 8..len_at + 8 + len].to_vec())
+}
+
+/// A station for tests: a private SoftHSM (exported to this process) with the station token
+/// (CA key and release keys go there) and a template for device tokens, a PIN file and a
+/// configuration file.
+pub struct Station {
+    /// The SoftHSM (removed on drop).
+    pub hsm: SoftHsm,
+    /// The station's token.
+    pub station_token: TokenHandle,
+    template: TokenHandle,
+    /// The user PIN file (`pin-source`).
+    pub pin_file: PathBuf,
+    /// The configuration file.
+    pub config: PathBuf,
+}
+
+/// The configuration every test station starts from; `{dir}` is the station directory and
+/// `{pin}` the PIN file.
+pub const BASE_CONFIG: &str = r#"inventory = "inventory.sqlite"
+[ca]
+key = "pkcs11:token=station;object=device-ca;type=private"
+cert = "pkcs11:token=station;object=device-ca;type=cert"
+module = "/usr/lib/softhsm/libsofthsm2.so"
+pin-source = "{pin}"
+subject = "/O=Factory Test/CN=Factory Test Device CA"
+crl-next-update-days = 7
+[profiles.default]
+subject = "/O=Factory Test/OU=Devices/CN={serial}"
+[profiles.p384]
+key-type = "ec-p384"
+subject = "/O=Factory Test/OU=Devices P-384/CN={serial}"
+[profiles.rsa]
+key-type = "rsa-3072"
+subject = "/O=Factory Test/OU=Devices RSA/CN={serial}"
+[profiles.release]
+usage = "signer"
+subject = "/O=Factory Test/OU=Release/CN={serial}"
+[device-token]
+uri = "pkcs11:token=dev-{serial}"
+module = "/usr/lib/softhsm/libsofthsm2.so"
+pin-source = "{pin}"
+"#;
+
+impl Station {
+    /// A station whose configuration is [`BASE_CONFIG`] plus `extra` (appended; use it for
+    /// `[tpm]`).
+    pub fn new(extra: &str) -> Station {
+        let hsm = SoftHsm::new().expect("SoftHSM set-up");
+        let station_token = hsm
+            .init_token("station", SO_PIN, USER_PIN)
+            .expect("station token");
+        let template = hsm
+            .init_token("template-token", SO_PIN, USER_PIN)
+            .expect("template token");
+        let pin_file = hsm.dir().join("user.pin");
+        std::fs::write(&pin_file, format!("{USER_PIN}\n")).unwrap();
+        let config = hsm.dir().join("station.toml");
+        let station = Station {
+            hsm,
+            station_token,
+            template,
+            pin_file,
+            config,
+        };
+        station.write_config(extra);
+        station
+    }
+
+    /// (Re)writes the configuration: [`BASE_CONFIG`] plus `extra`.
+    pub fn write_config(&self, extra: &str) {
+        let text = BASE_CONFIG.replace("{pin}", &self.pin_file.display().to_string()) + extra;
+        std::fs::write(&self.config, text).unwrap();
+    }
+
+    /// The station directory (scratch space; removed on drop).
+    pub fn dir(&self) -> &Path {
+        self.hsm.dir()
+    }
+
+    /// A path in the station directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir().join(name)
+    }
+
+    /// Creates device tokens `dev-<serial>` (see [`clone_tokens`]).
+    pub fn device_tokens<S: AsRef<str>>(&self, serials: &[S]) {
+        let labels: Vec<String> = serials
+            .iter()
+            .map(|s| format!("dev-{}", s.as_ref()))
+            .collect();
+        clone_tokens(&self.hsm, &self.template, &labels).expect("cloning device tokens");
+    }
+
+    /// Environment every child process gets: SoftHSM configuration, module, PIN.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            (
+                softhsm::CONF_ENV.to_string(),
+                self.hsm.conf_path().display().to_string(),
+            ),
+            ("PKCS11_MODULE_PATH".into(), SOFTHSM_MODULE.into()),
+            ("RAUC_PKCS11_PIN".into(), USER_PIN.into()),
+        ]
+    }
+
+    /// `factory --config <station.toml>` with [`Station::env`].
+    pub fn factory_command(&self) -> Command {
+        let mut cmd = Command::new(workspace_binary("factory"));
+        cmd.envs(self.env()).arg("--config").arg(&self.config);
+        cmd
+    }
+
+    /// Runs `factory <args>`; returns the output (logged to stderr for failing tests).
+    pub fn factory(&self, args: &[&str]) -> Output {
+        run(self.factory_command().args(args))
+    }
+
+    /// Runs `factory <args>` and asserts success; returns stdout.
+    pub fn factory_ok(&self, args: &[&str]) -> String {
+        let out = self.factory(args);
+        assert!(out.status.success(), "factory {args:?} failed");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `signer` with [`Station::env`].
+    pub fn signer_command(&self) -> Command {
+        let mut cmd = Command::new(workspace_binary("signer"));
+        cmd.envs(self.env());
+        cmd
+    }
+
+    /// Runs `signer <args>`.
+    pub fn signer(&self, args: &[&str]) -> Output {
+        run(self.signer_command().args(args))
+    }
+
+    /// `factory ca init --out ca.pem`; returns the CA certificate path.
+    pub fn ca_init(&self) -> PathBuf {
+        let ca = self.path("ca.pem");
+        self.factory_ok(&["ca", "init", "--out", ca.to_str().unwrap()]);
+        ca
+    }
+}
+
+/// Runs a command to completion, echoing what it printed to stderr (visible for failing tests).
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    eprintln!(
+        "$ {cmd:?}\n-> {}\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A content directory for `signer bundle`: a crypt manifest and a 256 KiB random image.
+pub fn crypt_content(dir: &Path) -> PathBuf {
+    let content = dir.join("content");
+    std::fs::create_dir_all(&content).unwrap();
+    let mut image = vec![0u8; 256 * 1024];
+    openssl::rand::rand_bytes(&mut image).unwrap();
+    std::fs::write(content.join("rootfs.img"), image).unwrap();
+    std::fs::write(
+        content.join("manifest.raucm"),
+        "[update]\ncompatible=Factory Test\nversion=2026.1\n\n[bundle]\nformat=crypt\n\n\
+         [image.rootfs]\nfilename=rootfs.img\n",
+    )
+    .unwrap();
+    content
+}
+
+/// Everything the inventory holds that a failed command must not change: device rows,
+/// pending intents and the audit log (read through the station library).
+pub fn inventory_snapshot(config: &Path) -> String {
+    let config = factory::config::StationConfig::load(config).unwrap();
+    if !config.inventory.exists() {
+        return "no inventory".into();
+    }
+    let inv = factory::inventory::Inventory::open(&config.inventory).unwrap();
+    format!(
+        "{:?}\n{:?}\n{:?}",
+        inv.devices(&Default::default()).unwrap(),
+        inv.pending_intents().unwrap(),
+        inv.audit_log(None).unwrap()
+    )
+}
+
+/// The objects of a token as this process sees them (logged in with [`USER_PIN`]). Loads
+/// SoftHSM into this process: create every token first.
+pub fn token_objects(label: &str) -> Vec<keymgr::object::ObjectSummary> {
+    let uri = keymgr::Pkcs11Uri::for_token(label);
+    let mut ts = keymgr::TokenSession::open(
+        &uri,
+        Some(Path::new(SOFTHSM_MODULE)),
+        keymgr::Access::ReadOnly,
+    )
+    .unwrap();
+    ts.login_with(&keymgr::Pin::new(USER_PIN.into()), "test")
+        .unwrap();
+    ts.list_objects(&uri).unwrap()
+}
+
+/// Text of a command's stdout and stderr.
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
