@@ -278,7 +278,7 @@ impl<'a> Provisioner<'a> {
                 (e, cleanup)
             }
         };
-        tracing::error!(%serial, %error, %cleanup, "provisioning failed");
+        tracing::info!(%serial, %error, %cleanup, "provisioning failed");
         FactoryError::ProvisioningFailed {
             serial,
             source: Box::new(error),
