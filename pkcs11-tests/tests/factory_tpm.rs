@@ -361,6 +361,9 @@ fn tpm_devices_rsa_via_tpm2_pkcs11_and_ec_native() {
     let out = factory(&["verify", "--all"]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(text(&out).matches("inventory and token agree").count(), 2);
+    // Also with tpm2-pkcs11 loaded first and the TPM-native key read after it in one process.
+    let out = factory(&["verify", "--device", "tpm-rsa", "--device", "tpm-ec"]);
+    assert!(out.status.success(), "{}", text(&out));
     assert_no_transient_objects(&tpm);
 }
 
