@@ -379,3 +379,120 @@ pub fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     )
 }
+
+/// Checks that the inventory and the device tokens `labels` agree, independently of
+/// `factory verify`: no pending intent; every object in a token belongs to a device row that
+/// names this token and the object's `CKA_ID`; every device row's token holds exactly its key
+/// pair (public key matching the recorded SPKI hash) and its recorded certificate. Returns the
+/// number of device rows, or every disagreement found.
+pub fn check_agreement(
+    config: &Path,
+    index: &keymgr::TokenIndex,
+    labels: &[String],
+) -> Result<usize, Vec<String>> {
+    use std::collections::HashMap;
+
+    use keymgr::ObjectType;
+
+    let config = factory::config::StationConfig::load(config).unwrap();
+    let inv = factory::inventory::Inventory::open(&config.inventory).unwrap();
+    let mut problems: Vec<String> = inv
+        .pending_intents()
+        .unwrap()
+        .iter()
+        .map(|i| format!("pending intent for {}", i.new.serial))
+        .collect();
+    let devices = inv.devices(&Default::default()).unwrap();
+    let mut by_token: HashMap<String, Vec<&factory::inventory::DeviceRecord>> = HashMap::new();
+    for d in &devices {
+        let uri = keymgr::Pkcs11Uri::parse(&d.token_uri).unwrap();
+        by_token
+            .entry(uri.token.unwrap_or_default())
+            .or_default()
+            .push(d);
+    }
+    let pin = keymgr::Pin::new(USER_PIN.into());
+    for label in labels {
+        let uri = keymgr::Pkcs11Uri::for_token(label);
+        let mut ts = index.open(&uri, keymgr::Access::ReadOnly).unwrap();
+        if let Err(e) = ts.login_with(&pin, "test") {
+            problems.push(format!("{label}: cannot log in: {e}"));
+            continue;
+        }
+        let objects = ts.list_objects(&uri).unwrap();
+        let recorded = by_token.remove(label).unwrap_or_default();
+        for o in &objects {
+            if !recorded
+                .iter()
+                .any(|d| d.key_id.as_bytes() == o.id.as_slice())
+            {
+                problems.push(format!(
+                    "{label}: {} object {:?} (id {}) has no inventory record",
+                    o.object_type,
+                    o.label,
+                    hex::encode(&o.id)
+                ));
+            }
+        }
+        for d in recorded {
+            let mine: Vec<_> = objects
+                .iter()
+                .filter(|o| o.id.as_slice() == d.key_id.as_bytes())
+                .collect();
+            let of = |t: ObjectType| {
+                mine.iter()
+                    .filter(|o| o.object_type == t)
+                    .collect::<Vec<_>>()
+            };
+            let (private, public, certs) = (
+                of(ObjectType::Private),
+                of(ObjectType::Public),
+                of(ObjectType::Cert),
+            );
+            if private.len() != 1 || public.len() != 1 || certs.len() != 1 || mine.len() != 3 {
+                problems.push(format!(
+                    "{label}: device {} has {} private, {} public, {} certificate objects",
+                    d.serial,
+                    private.len(),
+                    public.len(),
+                    certs.len()
+                ));
+                continue;
+            }
+            let spki = ts.export_public_key(&public[0].uri).unwrap();
+            if hex::encode(openssl::sha::sha256(&spki)) != d.spki_sha256 {
+                problems.push(format!(
+                    "{label}: device {}: the key is not the certified key",
+                    d.serial
+                ));
+            }
+            if ts.export_certificate(&certs[0].uri).unwrap() != d.certificate {
+                problems.push(format!("{label}: device {}: another certificate", d.serial));
+            }
+        }
+    }
+    for (label, devices) in by_token {
+        problems.push(format!(
+            "{} device rows name the unchecked token {label}",
+            devices.len()
+        ));
+    }
+    if problems.is_empty() {
+        Ok(devices.len())
+    } else {
+        Err(problems)
+    }
+}
+
+/// Deletes every object of the tokens `labels` (resetting them between test rounds).
+pub fn wipe_tokens(index: &keymgr::TokenIndex, labels: &[String]) {
+    let pin = keymgr::Pin::new(USER_PIN.into());
+    for label in labels {
+        let uri = keymgr::Pkcs11Uri::for_token(label);
+        let mut ts = index.open(&uri, keymgr::Access::ReadWrite).unwrap();
+        ts.login_with(&pin, "test").unwrap();
+        for o in ts.list_objects(&uri).unwrap() {
+            ts.delete_objects(&uri.clone().with_id(&o.id)).unwrap();
+        }
+    }
+}

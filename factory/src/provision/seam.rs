@@ -93,6 +93,14 @@ pub trait DeviceToken {
     /// Deletes objects under `id`; returns how many were deleted.
     fn delete_objects(&mut self, id: &KeyId, which: ObjectSelection) -> Result<usize, TokenError>;
 
+    /// Deletes the debris of an object creation cut short: keys and certificates without
+    /// `CKA_ID` whose label is empty or `label` (see [`super::plan::is_debris`]); returns how
+    /// many were deleted. Tokens that cannot have such objects keep the default.
+    fn delete_debris(&mut self, label: &str) -> Result<usize, TokenError> {
+        let _ = label;
+        Ok(0)
+    }
+
     /// The TPM's endorsement-key certificate (DER), if the token is a TPM that has one.
     fn ek_certificate(&mut self) -> Result<Option<Vec<u8>>, TokenError>;
 }

@@ -2,8 +2,10 @@
 
 use bundle::keys::ContentSigner;
 use keymgr::manage::KeyType as KeymgrKeyType;
+use keymgr::object::ObjectSummary;
 use keymgr::{Access, ObjectType, OpenOptions, Pkcs11Uri, TokenIndex, TokenKey, TokenSession};
 
+use crate::provision::plan::is_debris;
 use crate::provision::{
     DeviceKeySpec, DeviceToken, ObjectClass, ObjectSelection, TokenError, TokenObject,
 };
@@ -59,6 +61,22 @@ impl Pkcs11DeviceToken {
     }
 }
 
+/// The seam's view of a listed object (without the values, which need further reads).
+fn token_object(s: &ObjectSummary) -> TokenObject {
+    TokenObject {
+        class: match s.object_type {
+            ObjectType::Private => ObjectClass::PrivateKey,
+            ObjectType::Public => ObjectClass::PublicKey,
+            ObjectType::Cert => ObjectClass::Certificate,
+            _ => ObjectClass::Other,
+        },
+        id: KeyId::from_bytes(s.id.clone()),
+        label: s.label.clone(),
+        spki_sha256: None,
+        certificate: None,
+    }
+}
+
 fn trim(s: &str) -> &str {
     s.trim_end_matches([' ', '\0'])
 }
@@ -105,33 +123,25 @@ impl DeviceToken for Pkcs11DeviceToken {
         let summaries = self.session.list_objects(&self.login_uri)?;
         let mut objects = Vec::with_capacity(summaries.len());
         for s in summaries {
-            let class = match s.object_type {
-                ObjectType::Private => ObjectClass::PrivateKey,
-                ObjectType::Public => ObjectClass::PublicKey,
-                ObjectType::Cert => ObjectClass::Certificate,
-                _ => ObjectClass::Other,
-            };
-            // Only the public key object's own value: a private key's SPKI is matched through
-            // its public key, never through a certificate that may belong to another key.
-            let spki_sha256 = match class {
-                ObjectClass::PublicKey => self
-                    .session
-                    .export_public_key(&s.uri)
-                    .ok()
-                    .map(|spki| openssl::sha::sha256(&spki)),
-                _ => None,
-            };
-            let certificate = match class {
-                ObjectClass::Certificate => Some(self.session.export_certificate(&s.uri)?),
-                _ => None,
-            };
-            objects.push(TokenObject {
-                class,
-                id: KeyId::from_bytes(s.id),
-                label: s.label,
-                spki_sha256,
-                certificate,
-            });
+            let mut object = token_object(&s);
+            // Values are read through the object's URI (id and label); objects lacking them
+            // (a creation cut short) keep none. Only the public key object's own value counts:
+            // a private key's SPKI is matched through its public key, never through a
+            // certificate that may belong to another key.
+            match object.class {
+                ObjectClass::PublicKey => {
+                    object.spki_sha256 = self
+                        .session
+                        .export_public_key(&s.uri)
+                        .ok()
+                        .map(|spki| openssl::sha::sha256(&spki))
+                }
+                ObjectClass::Certificate => {
+                    object.certificate = self.session.export_certificate(&s.uri).ok()
+                }
+                _ => {}
+            }
+            objects.push(object);
         }
         Ok(objects)
     }
@@ -144,6 +154,13 @@ impl DeviceToken for Pkcs11DeviceToken {
         let deleted = self
             .session
             .delete_objects(&self.object_uri(id, object_type))?;
+        Ok(deleted.len())
+    }
+
+    fn delete_debris(&mut self, label: &str) -> Result<usize, TokenError> {
+        let deleted = self
+            .session
+            .delete_matching(&self.login_uri, |o| is_debris(&token_object(o), label))?;
         Ok(deleted.len())
     }
 
