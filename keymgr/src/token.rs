@@ -111,6 +111,34 @@ struct SlotToken {
     summary: TokenSummary,
 }
 
+/// Pauses between attempts of [`retry_busy`].
+const BUSY_PAUSES: [std::time::Duration; 5] = [
+    std::time::Duration::from_millis(2),
+    std::time::Duration::from_millis(5),
+    std::time::Duration::from_millis(10),
+    std::time::Duration::from_millis(25),
+    std::time::Duration::from_millis(50),
+];
+
+/// Runs a token read, retrying it a few times on `CKR_GENERAL_ERROR`: SoftHSM rewrites a
+/// token's `token.object` in place on every `C_Login` (truncate, then write), and another
+/// process that reads the token in that moment (`C_GetTokenInfo`, `C_Login`) gets
+/// `CKR_GENERAL_ERROR`. Other errors return at once.
+pub(crate) fn retry_busy<T>(
+    mut f: impl FnMut() -> cryptoki::error::Result<T>,
+) -> cryptoki::error::Result<T> {
+    for pause in BUSY_PAUSES {
+        match f() {
+            Err(CkError::Pkcs11(RvError::GeneralError, function)) => {
+                tracing::debug!(?function, "CKR_GENERAL_ERROR; retrying");
+                std::thread::sleep(pause);
+            }
+            other => return other,
+        }
+    }
+    f()
+}
+
 fn scan(ctx: &Pkcs11) -> Result<Vec<SlotToken>> {
     let info = ctx
         .get_library_info()
@@ -120,11 +148,9 @@ fn scan(ctx: &Pkcs11) -> Result<Vec<SlotToken>> {
         .map_err(|e| Error::pkcs11(e, "listing slots"))?;
     let mut out = Vec::new();
     for slot in slots {
-        let s = ctx
-            .get_slot_info(slot)
+        let s = retry_busy(|| ctx.get_slot_info(slot))
             .map_err(|e| Error::pkcs11(e, format!("reading slot {}", slot.id())))?;
-        let t = ctx
-            .get_token_info(slot)
+        let t = retry_busy(|| ctx.get_token_info(slot))
             .map_err(|e| Error::pkcs11(e, format!("reading the token in slot {}", slot.id())))?;
         let token =
             [t.label(), t.manufacturer_id(), t.model(), t.serial_number()].map(|s| s.to_string());
@@ -249,7 +275,8 @@ impl TokenSession {
     /// Logs the user in with a given PIN; `origin` says where it came from (for errors).
     pub fn login_with(&mut self, pin: &Pin, origin: &str) -> Result<()> {
         let label = &self.token.label;
-        match self.session.login(UserType::User, Some(&pin.to_auth_pin())) {
+        let auth = pin.to_auth_pin();
+        match retry_busy(|| self.session.login(UserType::User, Some(&auth))) {
             Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
             Err(CkError::Pkcs11(RvError::PinIncorrect, _)) => {
                 tracing::warn!(token = %label, "login failed: incorrect PIN");
@@ -435,6 +462,38 @@ mod tests {
         for s in no {
             assert!(!token_matches(&Pkcs11Uri::parse(s).unwrap(), &f), "{s}");
         }
+    }
+
+    #[test]
+    fn general_errors_are_retried_others_not() {
+        use cryptoki::context::Function;
+        let mut calls = 0;
+        let r = retry_busy(|| {
+            calls += 1;
+            if calls < 3 {
+                Err(CkError::Pkcs11(
+                    RvError::GeneralError,
+                    Function::GetTokenInfo,
+                ))
+            } else {
+                Ok(calls)
+            }
+        });
+        assert_eq!(r.unwrap(), 3);
+        let mut calls = 0;
+        let r: cryptoki::error::Result<()> = retry_busy(|| {
+            calls += 1;
+            Err(CkError::Pkcs11(RvError::PinIncorrect, Function::Login))
+        });
+        assert!(r.is_err());
+        assert_eq!(calls, 1, "a wrong PIN is never tried again");
+        let mut calls = 0;
+        let r: cryptoki::error::Result<()> = retry_busy(|| {
+            calls += 1;
+            Err(CkError::Pkcs11(RvError::GeneralError, Function::Login))
+        });
+        assert!(r.is_err());
+        assert_eq!(calls, BUSY_PAUSES.len() + 1);
     }
 
     #[test]

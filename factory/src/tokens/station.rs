@@ -115,7 +115,8 @@ impl StationHsm for KeymgrStationHsm {
     fn ca_certificate(&self) -> Result<Option<Vec<u8>>, TokenError> {
         match &self.cert {
             CaCert::Token(uri) => {
-                let ts = self.session(uri, Access::ReadOnly)?;
+                // A public object: no login (SoftHSM rewrites its token file on every login).
+                let ts = TokenSession::open(uri, self.options.module.as_deref(), Access::ReadOnly)?;
                 match ts.export_certificate(uri) {
                     Ok(der) => Ok(Some(der)),
                     Err(keymgr::Error::ObjectNotFound { .. }) => Ok(None),
