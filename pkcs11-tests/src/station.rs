@@ -110,12 +110,7 @@ fn build(profile_dir: &Path) {
 /// PINs. Call before any process that should see them loads SoftHSM.
 pub fn clone_tokens(hsm: &SoftHsm, template: &TokenHandle, labels: &[String]) -> io::Result<()> {
     let tokens = hsm.dir().join("tokens");
-    let padded = |label: &str| {
-        let mut b = label.as_bytes().to_vec();
-        b.resize(32, b' ');
-        b
-    };
-    let template_label = padded(template.label());
+    let template_label = padded_label(template.label());
     let (source, object) = std::fs::read_dir(&tokens)?
         .flatten()
         .find_map(|e| {
@@ -133,12 +128,26 @@ pub fn clone_tokens(hsm: &SoftHsm, template: &TokenHandle, labels: &[String]) ->
         for file in std::fs::read_dir(&source)?.flatten() {
             std::fs::copy(file.path(), dest.join(file.file_name()))?;
         }
-        let new_serial = format!("c{:07x}{:08x}", std::process::id() & 0xfff_ffff, i);
-        let patched = replace(&object, &template_label, &padded(label));
+        // SoftHSM makes the slot id of a token from the last 8 hex digits of its serial and
+        // gives the free slot the id "number of tokens": keep clear of small numbers, or a
+        // SoftHSM holding a few tokens aborts (`SlotManager::insertToken` assertion).
+        let new_serial = format!(
+            "c{:07x}{:08x}",
+            std::process::id() & 0xfff_ffff,
+            0x4000_0000 + i
+        );
+        let patched = replace(&object, &template_label, &padded_label(label));
         let patched = replace(&patched, &serial, new_serial.as_bytes());
         std::fs::write(dest.join("token.object"), patched)?;
     }
     Ok(())
+}
+
+/// A token label as SoftHSM stores it: padded with blanks to 32 bytes.
+fn padded_label(label: &str) -> Vec<u8> {
+    let mut b = label.as_bytes().to_vec();
+    b.resize(32, b' ');
+    b
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -180,6 +189,8 @@ pub struct Station {
     pub pin_file: PathBuf,
     /// The configuration file.
     pub config: PathBuf,
+    /// Where the token files live when not in the station directory (removed on drop).
+    _token_store: Option<tempfile::TempDir>,
 }
 
 /// The configuration every test station starts from; `{dir}` is the station directory and
@@ -213,7 +224,26 @@ impl Station {
     /// A station whose configuration is [`BASE_CONFIG`] plus `extra` (appended; use it for
     /// `[tpm]`).
     pub fn new(extra: &str) -> Station {
+        Station::with_token_store(extra, None)
+    }
+
+    /// Like [`Station::new`], but SoftHSM keeps its token files in a new directory under
+    /// `store` (e.g. `/dev/shm`; the station directory's `tokens` is a symlink to its `tokens`)
+    /// while the inventory and everything else stay in the station directory.
+    pub fn with_token_store(extra: &str, store: Option<&Path>) -> Station {
         let hsm = SoftHsm::new().expect("SoftHSM set-up");
+        let token_store = store.map(|dir| {
+            let store = tempfile::Builder::new()
+                .prefix("softhsm-tokens-")
+                .tempdir_in(dir)
+                .expect("token store");
+            let tokens = hsm.dir().join("tokens");
+            std::fs::remove_dir(&tokens).expect("the new, empty token directory");
+            std::fs::create_dir(store.path().join("tokens")).expect("token store");
+            std::os::unix::fs::symlink(store.path().join("tokens"), &tokens)
+                .expect("token directory symlink");
+            store
+        });
         let station_token = hsm
             .init_token("station", SO_PIN, USER_PIN)
             .expect("station token");
@@ -229,6 +259,7 @@ impl Station {
             template,
             pin_file,
             config,
+            _token_store: token_store,
         };
         station.write_config(extra);
         station
@@ -257,6 +288,34 @@ impl Station {
             .map(|s| format!("dev-{}", s.as_ref()))
             .collect();
         clone_tokens(&self.hsm, &self.template, &labels).expect("cloning device tokens");
+    }
+
+    /// Moves the device token `dev-<serial>` out of the station's SoftHSM into a SoftHSM of its
+    /// own (beside the token directory, in `devices/<serial>/`) and returns that SoftHSM's
+    /// configuration file. A process given it as `SOFTHSM2_CONF` sees this token alone, as a
+    /// station sees the one device plugged in, instead of loading every device token (SoftHSM
+    /// reads all tokens of its directory when a process loads it).
+    pub fn detach_device_token(&self, serial: &str) -> io::Result<PathBuf> {
+        let tokens = self.dir().join("tokens").canonicalize()?;
+        let label = padded_label(&format!("dev-{serial}"));
+        let token = std::fs::read_dir(&tokens)?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| std::fs::read(p.join("token.object")).is_ok_and(|o| contains(&o, &label)))
+            .ok_or_else(|| io::Error::other(format!("no device token dev-{serial}")))?;
+        let home = tokens.with_file_name("devices").join(serial);
+        std::fs::create_dir_all(home.join("tokens"))?;
+        std::fs::rename(&token, home.join("tokens").join("device"))?;
+        let conf = home.join("softhsm2.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n\
+                 slots.removable = false\n",
+                home.join("tokens").display()
+            ),
+        )?;
+        Ok(conf)
     }
 
     /// Environment every child process gets: SoftHSM configuration, module, PIN.
