@@ -7,7 +7,7 @@ PACKAGES=(
   rauc softhsm2 opensc gnutls-bin libengine-pkcs11-openssl squashfs-tools cryptsetup-bin dmsetup
   swtpm swtpm-tools tpm2-tools libtpm2-pkcs11-1 libtpm2-pkcs11-tools tpm2-abrmd libtss2-tcti-tabrmd0
   libtss2-dev libdevmapper-dev libclang-dev pkg-config libssl-dev libdbus-1-dev dbus busybox-static
-  python3 qemu-system-x86 e2fsprogs ca-certificates curl gcc g++ make
+  python3 sqlite3 qemu-system-x86 e2fsprogs ca-certificates curl gcc g++ make
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

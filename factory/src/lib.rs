@@ -23,6 +23,7 @@ pub mod inventory;
 pub mod process;
 pub mod provision;
 pub mod recipients;
+pub mod tokens;
 pub mod transfer;
 pub mod types;
 

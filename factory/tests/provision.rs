@@ -164,6 +164,7 @@ fn a_worker_that_cannot_start_fails_its_entries_not_the_batch() {
         msg.contains("no worker could start: CA key: station HSM offline"),
         "{msg}"
     );
+    assert_eq!(summary.worker_errors, ["CA key: station HSM offline"]);
 }
 
 #[test]

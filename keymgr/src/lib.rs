@@ -41,6 +41,6 @@ pub use spec::{
     KeySpec, load_certificate, load_certificate_with, load_certificates, load_certificates_with,
     open_decryptor, open_decryptor_with, open_decryptor_with_certificate, open_signer,
 };
-pub use token::{Access, TokenSession, TokenSummary};
+pub use token::{Access, TokenIndex, TokenSession, TokenSummary};
 pub use token_key::TokenKey;
 pub use uri::{ObjectType, Pkcs11Uri};

@@ -252,6 +252,32 @@ impl TokenSession {
         Ok(deleted)
     }
 
+    /// Deletes the objects the URI's `object`, `id` and `type` select (every object for a
+    /// token-only URI) for which `select` returns true; returns what was deleted. Unlike
+    /// [`TokenSession::delete_objects`] the selection need not be expressible as a template:
+    /// it reaches, e.g., objects whose creation was cut short and that lack attributes (a
+    /// template with `id=` need not match an object without `CKA_ID`).
+    pub fn delete_matching(
+        &self,
+        uri: &Pkcs11Uri,
+        select: impl Fn(&ObjectSummary) -> bool,
+    ) -> Result<Vec<ObjectSummary>> {
+        let mut deleted = Vec::new();
+        for h in object::find(self, &object::template(uri, None))? {
+            let Some(summary) = object::summarize(self, h)? else {
+                continue;
+            };
+            if select(&summary) {
+                self.session().destroy_object(h).map_err(|e| {
+                    Error::pkcs11(e, format!("deleting {}", summary.uri.redacted()))
+                })?;
+                tracing::info!(object = %summary.uri, "object deleted");
+                deleted.push(summary);
+            }
+        }
+        Ok(deleted)
+    }
+
     /// Lists objects (see [`object::list_objects`]).
     pub fn list_objects(&self, uri: &Pkcs11Uri) -> Result<Vec<ObjectSummary>> {
         object::list_objects(self, uri)

@@ -170,10 +170,28 @@ fn summaries(ts: &TokenSession, handles: &[ObjectHandle]) -> Result<Vec<ObjectSu
     Ok(out)
 }
 
-/// The summary of one object (`None` for classes outside [`ObjectType`]).
+/// Reads `types` together, or, if the token refuses that, one by one, leaving out those it
+/// cannot return: objects whose creation was cut short (SoftHSM writes a new object's file
+/// before all its attributes) must still be listed, so that they can be found and removed.
+fn get_tolerant(s: &Session, handle: ObjectHandle, types: &[AttributeType]) -> Vec<Attribute> {
+    match s.get_attributes(handle, types) {
+        Ok(attrs) => attrs,
+        Err(e) => {
+            tracing::debug!("reading object attributes together failed ({e}); one by one");
+            types
+                .iter()
+                .filter_map(|t| s.get_attributes(handle, &[*t]).ok())
+                .flatten()
+                .collect()
+        }
+    }
+}
+
+/// The summary of one object (`None` for classes outside [`ObjectType`], or an object whose
+/// class cannot be read). Unreadable attributes count as absent (an empty label or id).
 pub fn summarize(ts: &TokenSession, handle: ObjectHandle) -> Result<Option<ObjectSummary>> {
     let s = ts.session();
-    let attrs = get(
+    let attrs = get_tolerant(
         s,
         handle,
         &[
@@ -181,7 +199,7 @@ pub fn summarize(ts: &TokenSession, handle: ObjectHandle) -> Result<Option<Objec
             AttributeType::Label,
             AttributeType::Id,
         ],
-    )?;
+    );
     let Some(object_type) = attrs.iter().find_map(|a| match a {
         Attribute::Class(c) => type_of(*c),
         _ => None,
@@ -193,9 +211,10 @@ pub fn summarize(ts: &TokenSession, handle: ObjectHandle) -> Result<Option<Objec
         .unwrap_or_default();
     let id = bytes(&attrs, AttributeType::Id).unwrap_or_default();
     let key = match object_type {
-        ObjectType::Private | ObjectType::Public => {
-            key_kind(s, handle)?.map(keydata::describe_kind)
-        }
+        ObjectType::Private | ObjectType::Public => key_kind(s, handle)
+            .ok()
+            .flatten()
+            .map(keydata::describe_kind),
         ObjectType::Cert => certificate_value(s, handle)
             .ok()
             .and_then(|der| cert_kind(&der))

@@ -111,6 +111,34 @@ struct SlotToken {
     summary: TokenSummary,
 }
 
+/// Pauses between attempts of [`retry_busy`].
+const BUSY_PAUSES: [std::time::Duration; 5] = [
+    std::time::Duration::from_millis(2),
+    std::time::Duration::from_millis(5),
+    std::time::Duration::from_millis(10),
+    std::time::Duration::from_millis(25),
+    std::time::Duration::from_millis(50),
+];
+
+/// Runs a token read, retrying it a few times on `CKR_GENERAL_ERROR`: SoftHSM rewrites a
+/// token's `token.object` in place on every `C_Login` (truncate, then write), and another
+/// process that reads the token in that moment (`C_GetTokenInfo`, `C_Login`) gets
+/// `CKR_GENERAL_ERROR`. Other errors return at once.
+pub(crate) fn retry_busy<T>(
+    mut f: impl FnMut() -> cryptoki::error::Result<T>,
+) -> cryptoki::error::Result<T> {
+    for pause in BUSY_PAUSES {
+        match f() {
+            Err(CkError::Pkcs11(RvError::GeneralError, function)) => {
+                tracing::debug!(?function, "CKR_GENERAL_ERROR; retrying");
+                std::thread::sleep(pause);
+            }
+            other => return other,
+        }
+    }
+    f()
+}
+
 fn scan(ctx: &Pkcs11) -> Result<Vec<SlotToken>> {
     let info = ctx
         .get_library_info()
@@ -120,11 +148,9 @@ fn scan(ctx: &Pkcs11) -> Result<Vec<SlotToken>> {
         .map_err(|e| Error::pkcs11(e, "listing slots"))?;
     let mut out = Vec::new();
     for slot in slots {
-        let s = ctx
-            .get_slot_info(slot)
+        let s = retry_busy(|| ctx.get_slot_info(slot))
             .map_err(|e| Error::pkcs11(e, format!("reading slot {}", slot.id())))?;
-        let t = ctx
-            .get_token_info(slot)
+        let t = retry_busy(|| ctx.get_token_info(slot))
             .map_err(|e| Error::pkcs11(e, format!("reading the token in slot {}", slot.id())))?;
         let token =
             [t.label(), t.manufacturer_id(), t.model(), t.serial_number()].map(|s| s.to_string());
@@ -198,7 +224,17 @@ impl TokenSession {
         let module = module::resolve_module(Some(uri), default_module)?;
         let ctx = module::context(&module)?;
         let tokens = scan(&ctx)?;
-        let (slot, token) = select_token(uri, tokens)?;
+        let (slot, token) = select_token(uri, &tokens)?;
+        TokenSession::on_slot(ctx, slot, token, module, access)
+    }
+
+    fn on_slot(
+        ctx: Pkcs11,
+        slot: Slot,
+        token: TokenSummary,
+        module: PathBuf,
+        access: Access,
+    ) -> Result<Self> {
         let session = open_session(&ctx, slot, access, &token.label)?;
         tracing::debug!(token = %token.label, slot = slot.id(), "PKCS#11 session opened");
         Ok(TokenSession {
@@ -239,7 +275,8 @@ impl TokenSession {
     /// Logs the user in with a given PIN; `origin` says where it came from (for errors).
     pub fn login_with(&mut self, pin: &Pin, origin: &str) -> Result<()> {
         let label = &self.token.label;
-        match self.session.login(UserType::User, Some(&pin.to_auth_pin())) {
+        let auth = pin.to_auth_pin();
+        match retry_busy(|| self.session.login(UserType::User, Some(&auth))) {
             Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
             Err(CkError::Pkcs11(RvError::PinIncorrect, _)) => {
                 tracing::warn!(token = %label, "login failed: incorrect PIN");
@@ -281,6 +318,73 @@ impl TokenSession {
     }
 }
 
+/// The tokens of one module, scanned once, for opening many tokens by URI.
+///
+/// [`TokenSession::open`] reads the slot and token information of every slot to find the one
+/// token a URI names. With many tokens in one module (a factory station with a SoftHSM token per
+/// device) that scan dominates; a `TokenIndex` scans once and matches later URIs against the
+/// snapshot. A URI that matches no token triggers one rescan (tokens initialized since), so
+/// results equal those of [`TokenSession::open`]. `Sync`: share one index between worker
+/// threads; every [`TokenIndex::open`] returns a new session.
+#[derive(Debug)]
+pub struct TokenIndex {
+    ctx: Pkcs11,
+    module: PathBuf,
+    tokens: std::sync::RwLock<Vec<SlotToken>>,
+}
+
+impl std::fmt::Debug for SlotToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlotToken")
+            .field("slot", &self.slot.id())
+            .field("label", &self.summary.label)
+            .finish()
+    }
+}
+
+impl TokenIndex {
+    /// Loads (once per process) and scans the module at `module_path`.
+    pub fn new(module_path: &Path) -> Result<TokenIndex> {
+        let ctx = module::context(module_path)?;
+        let tokens = scan(&ctx)?;
+        Ok(TokenIndex {
+            ctx,
+            module: module_path.to_path_buf(),
+            tokens: std::sync::RwLock::new(tokens),
+        })
+    }
+
+    /// The module file this index scanned.
+    pub fn module_path(&self) -> &Path {
+        &self.module
+    }
+
+    /// The tokens of the snapshot.
+    pub fn tokens(&self) -> Vec<TokenSummary> {
+        let tokens = self.tokens.read().unwrap_or_else(|e| e.into_inner());
+        tokens.iter().map(|t| t.summary.clone()).collect()
+    }
+
+    /// Opens a session on the one initialized token the URI's token attributes match (the
+    /// URI's module attributes are not consulted: this index is one module). No login yet.
+    pub fn open(&self, uri: &Pkcs11Uri, access: Access) -> Result<TokenSession> {
+        let found = {
+            let tokens = self.tokens.read().unwrap_or_else(|e| e.into_inner());
+            select_token(uri, &tokens)
+        };
+        let (slot, token) = match found {
+            Err(Error::TokenNotFound { .. }) => {
+                let fresh = scan(&self.ctx)?;
+                let selected = select_token(uri, &fresh);
+                *self.tokens.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+                selected?
+            }
+            other => other?,
+        };
+        TokenSession::on_slot(self.ctx.clone(), slot, token, self.module.clone(), access)
+    }
+}
+
 fn open_session(ctx: &Pkcs11, slot: Slot, access: Access, label: &str) -> Result<Session> {
     let result = match access {
         Access::ReadOnly => ctx.open_ro_session(slot),
@@ -289,20 +393,18 @@ fn open_session(ctx: &Pkcs11, slot: Slot, access: Access, label: &str) -> Result
     result.map_err(|e| Error::pkcs11(e, format!("opening a session on token `{label}`")))
 }
 
-fn select_token(uri: &Pkcs11Uri, tokens: Vec<SlotToken>) -> Result<(Slot, TokenSummary)> {
-    let all = Candidates(tokens.iter().map(|t| t.summary.candidate_line()).collect());
-    let mut matching: Vec<SlotToken> = tokens
-        .into_iter()
+fn select_token(uri: &Pkcs11Uri, tokens: &[SlotToken]) -> Result<(Slot, TokenSummary)> {
+    let matching: Vec<&SlotToken> = tokens
+        .iter()
         .filter(|t| t.summary.initialized && token_matches(uri, &t.facts))
         .collect();
     match matching.len() {
-        1 => {
-            let t = matching.remove(0);
-            Ok((t.slot, t.summary))
-        }
+        1 => Ok((matching[0].slot, matching[0].summary.clone())),
         0 => Err(Error::TokenNotFound {
             uri: uri.token_part().redacted(),
-            candidates: all,
+            // Listed only for the error: formatting a thousand token URIs for every lookup of
+            // a station's device token took 7 % of a provisioning batch's CPU time.
+            candidates: Candidates(tokens.iter().map(|t| t.summary.candidate_line()).collect()),
         }),
         _ => Err(Error::TokenAmbiguous {
             uri: uri.token_part().redacted(),
@@ -361,6 +463,38 @@ mod tests {
         for s in no {
             assert!(!token_matches(&Pkcs11Uri::parse(s).unwrap(), &f), "{s}");
         }
+    }
+
+    #[test]
+    fn general_errors_are_retried_others_not() {
+        use cryptoki::context::Function;
+        let mut calls = 0;
+        let r = retry_busy(|| {
+            calls += 1;
+            if calls < 3 {
+                Err(CkError::Pkcs11(
+                    RvError::GeneralError,
+                    Function::GetTokenInfo,
+                ))
+            } else {
+                Ok(calls)
+            }
+        });
+        assert_eq!(r.unwrap(), 3);
+        let mut calls = 0;
+        let r: cryptoki::error::Result<()> = retry_busy(|| {
+            calls += 1;
+            Err(CkError::Pkcs11(RvError::PinIncorrect, Function::Login))
+        });
+        assert!(r.is_err());
+        assert_eq!(calls, 1, "a wrong PIN is never tried again");
+        let mut calls = 0;
+        let r: cryptoki::error::Result<()> = retry_busy(|| {
+            calls += 1;
+            Err(CkError::Pkcs11(RvError::GeneralError, Function::Login))
+        });
+        assert!(r.is_err());
+        assert_eq!(calls, BUSY_PAUSES.len() + 1);
     }
 
     #[test]

@@ -40,7 +40,24 @@ impl TokenKey {
                 format!("names a `{t}` object; a key URI needs type=private or no type"),
             ));
         }
-        let mut ts = TokenSession::open(uri, options.module.as_deref(), Access::ReadOnly)?;
+        let ts = TokenSession::open(uri, options.module.as_deref(), Access::ReadOnly)?;
+        TokenKey::open_in(ts, uri, options)
+    }
+
+    /// Like [`TokenKey::open`], on a session the caller already has (e.g. from
+    /// [`crate::token::TokenIndex::open`] or [`TokenSession::open_another`]): no token scan, and
+    /// no new login if the session is logged in. The key takes the session over.
+    pub fn open_in(
+        mut ts: TokenSession,
+        uri: &Pkcs11Uri,
+        options: &OpenOptions,
+    ) -> Result<TokenKey> {
+        if let Some(t) = uri.object_type.filter(|t| *t != ObjectType::Private) {
+            return Err(Error::key(
+                uri.redacted(),
+                format!("names a `{t}` object; a key URI needs type=private or no type"),
+            ));
+        }
         ts.login(uri)?;
         let handle = object::find_one(&ts, uri, Some(ObjectType::Private))?;
         let attrs = object::get(

@@ -2,4 +2,5 @@
 //! measuring commands against their peers ([`bench`]) and the QEMU VM harness ([`vm`]).
 
 pub mod bench;
+pub mod station;
 pub mod vm;

@@ -1,14 +1,16 @@
-//! Device certificates per profile: subject from the template, key usage from the key type
-//! (keyAgreement for EC, keyEncipherment for RSA), subjectKeyIdentifier and
+//! Certificates per profile: subject from the template, key usage from the key type for device
+//! profiles (keyAgreement for EC, keyEncipherment for RSA) or digitalSignature plus the
+//! profile's extended key usages for signer profiles; subjectKeyIdentifier and
 //! authorityKeyIdentifier always, basicConstraints cA=FALSE.
 
+use bundle::keys::ContentSigner;
 use openssl::hash::MessageDigest;
 use openssl::sign::Verifier;
-use rcgen::{CertificateParams, IsCa, KeyIdMethod, KeyUsagePurpose};
+use rcgen::{CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyIdMethod, KeyUsagePurpose};
 
 use super::{CertificateAuthority, NOT_BEFORE_SKEW_SECS, random_serial};
 use crate::cert::{CertFacts, key_identifier, key_type_of_spki};
-use crate::config::Profile;
+use crate::config::{ExtendedKeyUsage, Profile, ProfileUsage};
 use crate::csr::verify_csr;
 use crate::error::{FactoryError, Result};
 use crate::types::{DeviceSerial, KeyType, UnixTime, to_datetime};
@@ -86,6 +88,27 @@ impl CertificateAuthority<'_> {
         self.issue_for_key(serial, profile, &csr.spki_der, now)
     }
 
+    /// Issues a release-signing certificate for a key the caller holds (`ca issue`): a CSR
+    /// signed by `key` proves possession, then `profile` (usage `signer`) decides the
+    /// certificate; `name` fills `{serial}` in the profile's subject.
+    pub fn issue_for_signer(
+        &self,
+        name: &DeviceSerial,
+        profile: &Profile,
+        key: &dyn ContentSigner,
+        spki_der: &[u8],
+        now: UnixTime,
+    ) -> Result<IssuedCertificate> {
+        if profile.usage == ProfileUsage::Device {
+            return Err(FactoryError::cert(
+                format!("profile '{}'", profile.name),
+                "it issues device certificates; `ca issue` needs a profile with usage = \"signer\"",
+            ));
+        }
+        let csr = crate::csr::build_csr(&profile.subject.render(name), spki_der, key)?;
+        self.issue_for_csr(name, profile, &csr, now)
+    }
+
     fn device_params(
         &self,
         serial: &DeviceSerial,
@@ -105,7 +128,21 @@ impl CertificateAuthority<'_> {
         params.not_after = to_datetime(now + i64::from(profile.validity_days) * 86_400);
         params.serial_number = Some(random_serial()?);
         params.is_ca = IsCa::ExplicitNoCa;
-        params.key_usages = vec![device_key_usage(profile.key_type)];
+        match &profile.usage {
+            ProfileUsage::Device => params.key_usages = vec![device_key_usage(profile.key_type)],
+            ProfileUsage::Signer(ekus) => {
+                params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+                params.extended_key_usages = ekus
+                    .iter()
+                    .map(|e| match e {
+                        ExtendedKeyUsage::CodeSigning => ExtendedKeyUsagePurpose::CodeSigning,
+                        ExtendedKeyUsage::EmailProtection => {
+                            ExtendedKeyUsagePurpose::EmailProtection
+                        }
+                    })
+                    .collect();
+            }
+        }
         params.use_authority_key_identifier_extension = true;
         params.key_identifier_method = KeyIdMethod::PreSpecified(key_identifier(spki_der)?);
         Ok(params)

@@ -1,31 +1,19 @@
-//! Where the token implementations plug in: the station HSM (CA key) and the device tokens.
-//!
-//! This build has no token backend yet: the PKCS#11/TPM implementations of
-//! [`StationHsm`] and [`DeviceTokens`] come from `keymgr`, which this binary does not link yet.
-//! Commands that need a token (`ca`, `provision`, `crl`, `verify`) stop here with a clear
-//! error; inventory commands work without one.
+//! Where the token implementations plug in: the station HSM (CA key) and the device tokens,
+//! both over `keymgr` ([`factory::tokens`]).
 
-use anyhow::bail;
 use factory::config::StationConfig;
 use factory::provision::{DeviceTokens, StationHsm};
+use factory::tokens::{KeymgrDeviceTokens, KeymgrStationHsm};
 
 /// Opens the station HSM named by `[ca] key` / `[ca] cert`.
 pub fn station_hsm(config: &StationConfig) -> anyhow::Result<Box<dyn StationHsm>> {
-    bail!(
-        "cannot open the station CA key '{}': this build of factory has no PKCS#11/TPM token \
-         backend (the keymgr integration is not linked yet); inventory commands (list, show, \
-         revoke, retire, recipients, export, import) work without it",
-        config.ca.key
-    )
+    let hsm = KeymgrStationHsm::new(config).map_err(hsm_err("reading [ca] key and cert"))?;
+    Ok(Box::new(hsm))
 }
 
-/// Opens device tokens per `[device-token]`.
+/// Opens device tokens per `[device-token]` and `[tpm]`.
 pub fn device_tokens(config: &StationConfig) -> anyhow::Result<Box<dyn DeviceTokens>> {
-    bail!(
-        "cannot open device tokens ('{}'): this build of factory has no PKCS#11/TPM token \
-         backend (the keymgr integration is not linked yet)",
-        config.device_token.uri.source()
-    )
+    Ok(Box::new(KeymgrDeviceTokens::new(config)))
 }
 
 /// Wraps a station-HSM error with the step that failed.

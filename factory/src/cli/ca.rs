@@ -8,7 +8,8 @@ use clap::Subcommand;
 use factory::ca::{ca_certificate_request, check_ca_certificate, self_signed_ca_certificate};
 use factory::cert::{CertFacts, certificate_der_from_bytes, to_pem};
 use factory::fleet::record_ca_certificate;
-use factory::types::now;
+use factory::tokens::KeymgrStationHsm;
+use factory::types::{DeviceSerial, now};
 
 use super::Ctx;
 use super::backend::{self, hsm_err};
@@ -21,6 +22,31 @@ pub enum CaCommand {
     Init(InitArgs),
     /// Store a CA certificate for the station CA key (e.g. signed by an external root).
     ImportCert(ImportArgs),
+    /// Issue a release-signing certificate from the station CA for a key in the station HSM
+    /// (proof of possession: the key signs a CSR first).
+    Issue(IssueArgs),
+}
+
+/// `ca issue`
+#[derive(Debug, clap::Args)]
+pub struct IssueArgs {
+    /// The key to certify: a `pkcs11:` URI of a key in the station HSM ([ca] module and
+    /// pin-source apply) or a PEM file.
+    #[arg(long, value_name = "PKCS11-URI|PEMFILE")]
+    key: String,
+    /// A profile with usage = "signer" (key usage digitalSignature, its extended key usages).
+    #[arg(long, value_name = "NAME")]
+    profile: String,
+    /// The name for the profile's subject template ({serial}), e.g. release-2026.
+    #[arg(long, value_name = "NAME")]
+    name: String,
+    /// Write the certificate (PEM) here.
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// Also store the certificate in the token next to the key (same CKA_ID and label), so
+    /// `signer bundle --cert` can name it by URI.
+    #[arg(long)]
+    store: bool,
 }
 
 /// `ca init`
@@ -48,6 +74,7 @@ impl CaCommand {
         match self {
             CaCommand::Init(a) => a.run(ctx),
             CaCommand::ImportCert(a) => a.run(ctx),
+            CaCommand::Issue(a) => a.run(ctx),
         }
     }
 }
@@ -115,6 +142,55 @@ impl ImportArgs {
             "CA certificate '{}' (issuer '{}') stored",
             facts.subject, facts.issuer
         );
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+impl IssueArgs {
+    fn run(self, ctx: &Ctx) -> anyhow::Result<ExitCode> {
+        let config = ctx.config()?;
+        let profile = config.profile(Some(&self.profile))?;
+        let name = DeviceSerial::new(&self.name)?;
+        let mut inventory = ctx.inventory(&config)?;
+        let station = KeymgrStationHsm::new(&config).map_err(hsm_err("reading [ca]"))?;
+        let ca = backend::open_ca(&station)?;
+        let key = station
+            .open_station_key(&self.key)
+            .map_err(hsm_err("opening the key to certify"))?;
+        let spki = key
+            .public_key_der()
+            .map_err(|e| hsm_err("reading the public key")(e.into()))?;
+        let issued = ca.issue_for_signer(&name, profile, key.as_ref(), &spki, now())?;
+        factory::atomic::write_file(&self.out, to_pem("CERTIFICATE", &issued.der).as_bytes())?;
+        let stored = if self.store {
+            Some(
+                station
+                    .store_next_to_key(&self.key, &issued.der)
+                    .map_err(hsm_err("storing the certificate next to the key"))?,
+            )
+        } else {
+            None
+        };
+        let f = &issued.facts;
+        let detail = serde_json::json!({
+            "name": name.as_str(), "profile": profile.name, "subject": f.subject,
+            "cert_serial": f.serial_hex, "spki_sha256": f.spki_sha256_hex(),
+            "not_after": factory::types::rfc3339(f.not_after), "stored": stored,
+        });
+        inventory.record_event("ca-issue", None, detail.clone(), now())?;
+        if ctx.json() {
+            ctx.print_json(&detail)?;
+        } else {
+            println!(
+                "certificate '{}' (serial {}) written to {}{}",
+                f.subject,
+                f.serial_hex,
+                self.out.display(),
+                stored
+                    .map(|u| format!(", stored as {u}"))
+                    .unwrap_or_default()
+            );
+        }
         Ok(ExitCode::SUCCESS)
     }
 }

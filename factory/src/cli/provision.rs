@@ -139,6 +139,9 @@ fn print_outcome(ctx: &Ctx, outcome: &ProvisionOutcome) -> anyhow::Result<()> {
 }
 
 fn print_summary(ctx: &Ctx, s: &BatchSummary) -> anyhow::Result<()> {
+    for e in &s.worker_errors {
+        eprintln!("a worker could not start: {e}");
+    }
     if ctx.json() {
         let failed: Vec<_> = s
             .failed
@@ -153,6 +156,7 @@ fn print_summary(ctx: &Ctx, s: &BatchSummary) -> anyhow::Result<()> {
             .collect();
         return ctx.print_json(&json!({
             "provisioned": s.provisioned, "resumed": s.resumed, "already_provisioned": s.already, "failed": failed,
+            "worker_errors": s.worker_errors,
         }));
     }
     println!(

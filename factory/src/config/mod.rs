@@ -33,6 +33,11 @@ pub mod defaults {
     pub const CRL_NEXT_UPDATE_DAYS: u32 = 30;
     /// `[device-token] key-label`.
     pub const KEY_LABEL: &str = "device-{serial}";
+    /// `[profiles.*] usage`.
+    pub const PROFILE_USAGE: &str = "device";
+    /// `[profiles.*] extended-key-usage` of signer profiles: accepted both by rauc's default
+    /// purpose (S/MIME signing) and by `check-purpose=codesign`.
+    pub const SIGNER_EKU: [&str; 2] = ["code-signing", "email-protection"];
     /// `[tpm] record-ek-certificate`.
     pub const RECORD_EK_CERTIFICATE: bool = true;
     /// Longest accepted validity (100 years), against typos.
@@ -65,7 +70,10 @@ pub struct CaConfig {
     pub key: String,
     /// Spec of the CA certificate (a `pkcs11:` URI or a PEM file).
     pub cert: String,
-    /// Where the token backend gets the station HSM PIN (interpreted by the backend).
+    /// PKCS#11 module of the station HSM when the URIs name none (`module-path=`).
+    pub module: Option<PathBuf>,
+    /// Where the token backend gets the station HSM PIN (a `pin-source`: file path or
+    /// `file:` URI), when the key URI has none.
     pub pin_source: Option<String>,
     /// Key type for `ca init` (ec-p256 or rsa-3072).
     pub key_type: KeyType,
@@ -77,12 +85,44 @@ pub struct CaConfig {
     pub crl_next_update_days: u32,
 }
 
-/// `[profiles.<name>]`: how device certificates are issued.
+/// What the certificates of a profile are for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProfileUsage {
+    /// Device decryption keys (`provision`): keyAgreement for EC, keyEncipherment for RSA.
+    Device,
+    /// Release-signing keys (`ca issue`): digitalSignature plus these extended key usages.
+    Signer(Vec<ExtendedKeyUsage>),
+}
+
+/// An extended key usage a signer profile can grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExtendedKeyUsage {
+    /// `code-signing` (id-kp-codeSigning): what rauc's `check-purpose=codesign` requires.
+    CodeSigning,
+    /// `email-protection` (id-kp-emailProtection): what OpenSSL's S/MIME signing purpose,
+    /// rauc's default, requires when an EKU is present.
+    EmailProtection,
+}
+
+impl ExtendedKeyUsage {
+    fn parse(name: &str) -> Option<Self> {
+        match name {
+            "code-signing" => Some(Self::CodeSigning),
+            "email-protection" => Some(Self::EmailProtection),
+            _ => None,
+        }
+    }
+}
+
+/// `[profiles.<name>]`: how device (or release-signer) certificates are issued.
 #[derive(Debug, Clone)]
 pub struct Profile {
     /// The profile name.
     pub name: String,
-    /// Device key type. Key usage follows from it: keyAgreement for EC, keyEncipherment for RSA.
+    /// Device keys (the default) or release signers.
+    pub usage: ProfileUsage,
+    /// Key type. For device profiles the key usage follows from it: keyAgreement for EC,
+    /// keyEncipherment for RSA.
     pub key_type: KeyType,
     /// Certificate validity in days.
     pub validity_days: u32,
@@ -97,7 +137,10 @@ pub struct DeviceTokenConfig {
     pub uri: Template,
     /// Label (`CKA_LABEL`) template for the key pair and certificate.
     pub key_label: Template,
-    /// Where the token backend gets a device token's PIN (interpreted by the backend).
+    /// PKCS#11 module of device tokens when the URI names none (`module-path=`).
+    pub module: Option<PathBuf>,
+    /// Where the token backend gets a device token's PIN (a `pin-source`), when the URI has
+    /// none.
     pub pin_source: Option<String>,
 }
 
@@ -190,13 +233,19 @@ impl Resolver<'_> {
                 format!("no profile named '{default_profile}'"),
             ));
         }
+        if profiles[&default_profile].usage != ProfileUsage::Device {
+            return Err(self.err(
+                "default-profile",
+                format!("profile '{default_profile}' is not a device profile"),
+            ));
+        }
         Ok(StationConfig {
             path: self.path.to_path_buf(),
             inventory: base.join(inventory),
-            ca: self.ca(raw.ca.unwrap_or_default())?,
+            ca: self.ca(raw.ca.unwrap_or_default(), base)?,
             profiles,
             default_profile,
-            device_token: self.device_token(raw.device_token.unwrap_or_default())?,
+            device_token: self.device_token(raw.device_token.unwrap_or_default(), base)?,
             tpm: self.tpm(raw.tpm.unwrap_or_default())?,
         })
     }
@@ -219,7 +268,7 @@ impl Resolver<'_> {
         Ok(days)
     }
 
-    fn ca(&self, raw: raw::RawCa) -> Result<CaConfig> {
+    fn ca(&self, raw: raw::RawCa, base: &Path) -> Result<CaConfig> {
         let key_type = self.key_type("ca.key-type", raw.key_type)?;
         if key_type == KeyType::EcP384 {
             return Err(self.err(
@@ -237,6 +286,7 @@ impl Resolver<'_> {
         Ok(CaConfig {
             key: self.required("ca.key", raw.key)?,
             cert: self.required("ca.cert", raw.cert)?,
+            module: raw.module.map(|m| base.join(m)),
             pin_source: raw.pin_source,
             key_type,
             subject,
@@ -285,7 +335,9 @@ impl Resolver<'_> {
             .render(&probe)
             .check()
             .map_err(|m| self.err(&key("subject"), m))?;
+        let usage = self.usage(&key, raw.usage, raw.extended_key_usage)?;
         Ok(Profile {
+            usage,
             key_type: self.key_type(&key("key-type"), raw.key_type)?,
             validity_days: self.days(
                 &key("validity-days"),
@@ -297,7 +349,43 @@ impl Resolver<'_> {
         })
     }
 
-    fn device_token(&self, raw: raw::RawDeviceToken) -> Result<DeviceTokenConfig> {
+    fn usage(
+        &self,
+        key: &dyn Fn(&str) -> String,
+        usage: Option<String>,
+        eku: Option<Vec<String>>,
+    ) -> Result<ProfileUsage> {
+        match usage.as_deref().unwrap_or(defaults::PROFILE_USAGE) {
+            "device" if eku.is_some() => Err(self.err(
+                &key("extended-key-usage"),
+                "only signer profiles (usage = \"signer\") have extended key usages",
+            )),
+            "device" => Ok(ProfileUsage::Device),
+            "signer" => {
+                let names = eku.unwrap_or_else(|| {
+                    defaults::SIGNER_EKU.iter().map(|s| s.to_string()).collect()
+                });
+                let ekus = names
+                    .iter()
+                    .map(|n| {
+                        ExtendedKeyUsage::parse(n).ok_or_else(|| {
+                            self.err(
+                                &key("extended-key-usage"),
+                                format!("unknown '{n}' (use code-signing, email-protection)"),
+                            )
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(ProfileUsage::Signer(ekus))
+            }
+            other => Err(self.err(
+                &key("usage"),
+                format!("unknown '{other}' (use \"device\" or \"signer\")"),
+            )),
+        }
+    }
+
+    fn device_token(&self, raw: raw::RawDeviceToken, base: &Path) -> Result<DeviceTokenConfig> {
         let uri_src = self.required("device-token.uri", raw.uri)?;
         let uri = Template::parse(&uri_src).map_err(|m| self.err("device-token.uri", m))?;
         if !uri.has_serial() {
@@ -316,6 +404,7 @@ impl Resolver<'_> {
         Ok(DeviceTokenConfig {
             uri,
             key_label,
+            module: raw.module.map(|m| base.join(m)),
             pin_source: raw.pin_source,
         })
     }

@@ -24,6 +24,7 @@ pub(crate) struct RawConfig {
 pub(crate) struct RawCa {
     pub key: Option<String>,
     pub cert: Option<String>,
+    pub module: Option<String>,
     pub pin_source: Option<String>,
     pub key_type: Option<String>,
     pub subject: Option<String>,
@@ -35,6 +36,8 @@ pub(crate) struct RawCa {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(crate) struct RawProfile {
+    pub usage: Option<String>,
+    pub extended_key_usage: Option<Vec<String>>,
     pub key_type: Option<String>,
     pub validity_days: Option<u32>,
     pub subject: Option<String>,
@@ -46,6 +49,7 @@ pub(crate) struct RawProfile {
 pub(crate) struct RawDeviceToken {
     pub uri: Option<String>,
     pub key_label: Option<String>,
+    pub module: Option<String>,
     pub pin_source: Option<String>,
 }
 

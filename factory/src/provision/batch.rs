@@ -59,6 +59,9 @@ pub struct BatchSummary {
     pub already: u64,
     /// Failed entries, in line order.
     pub failed: Vec<BatchItem>,
+    /// Why workers could not start (each distinct message once); their entries went to the
+    /// other workers, or failed as "not attempted" if none started.
+    pub worker_errors: Vec<String>,
 }
 
 /// Reads and validates a batch file; duplicate serials and unknown columns are errors.
@@ -179,8 +182,13 @@ pub fn run_batch<'a>(
             });
         }
     });
-    let worker_error = worker_errors.into_inner().unwrap().into_iter().next();
-    let mut summary = BatchSummary::default();
+    let mut worker_errors = worker_errors.into_inner().unwrap();
+    worker_errors.dedup();
+    let worker_error = worker_errors.first().cloned();
+    let mut summary = BatchSummary {
+        worker_errors,
+        ..BatchSummary::default()
+    };
     for (entry, item) in entries.iter().zip(results.into_inner().unwrap()) {
         let item = item.unwrap_or_else(|| BatchItem {
             line: entry.line,

@@ -22,12 +22,12 @@ use super::repair::reconcile_intent;
 use super::seam::{DeviceKeySpec, DeviceToken, DeviceTokens, ObjectSelection};
 use super::{ProvisionOutcome, ProvisionRequest};
 use crate::ca::CertificateAuthority;
-use crate::config::StationConfig;
+use crate::config::{ProfileUsage, StationConfig};
 use crate::csr::build_csr;
 use crate::error::{FactoryError, Result};
 use crate::inventory::{DeviceOrigin, DeviceRecord, Intent, IntentId, Inventory, NewIntent};
 use crate::process::{Liveness, ProcessId};
-use crate::types::{DeviceSerial, KeyId, check_label, now, rfc3339};
+use crate::types::{DeviceSerial, check_label, now, rfc3339};
 
 /// Provisions devices with one inventory connection and one CA signer session (one per worker).
 pub struct Provisioner<'a> {
@@ -153,6 +153,15 @@ impl<'a> Provisioner<'a> {
             .clone()
             .unwrap_or_else(|| self.config.device_token_uri(serial));
         let mut token = self.open_token(serial, &token_uri)?;
+        if profile.usage != ProfileUsage::Device {
+            return Err(FactoryError::ConfigValue {
+                path: self.config.path.clone(),
+                key: format!("profiles.{}.usage", profile.name),
+                message: "this profile issues release-signing certificates (`factory ca issue`); \
+                          provision devices with a profile of usage \"device\""
+                    .into(),
+            });
+        }
         let ek_cert_sha256 = if self.config.tpm.record_ek_certificate {
             let ek = token
                 .ek_certificate()
@@ -165,6 +174,13 @@ impl<'a> Provisioner<'a> {
         } else {
             None
         };
+        let key_id = token
+            .allocate_key_id()
+            .map_err(|source| FactoryError::Token {
+                serial: serial.clone(),
+                step: "choosing the key id",
+                source,
+            })?;
         let intent = NewIntent {
             serial: serial.clone(),
             profile: profile.name.clone(),
@@ -172,9 +188,9 @@ impl<'a> Provisioner<'a> {
             origin: DeviceOrigin {
                 group: req.group.clone(),
                 tags: req.tags.clone(),
-                token_uri,
+                token_uri: token.uri(),
                 token_description: token.description(),
-                key_id: KeyId::random()?,
+                key_id,
                 key_label: self.config.device_token.key_label.render(serial),
                 ek_cert_sha256,
             },
@@ -217,17 +233,20 @@ impl<'a> Provisioner<'a> {
             .profile(Some(&intent.profile))
             .map_err(Failure::BeforeCertificate)?;
         let subject = profile.subject.render(serial);
-        let csr = {
-            let signer = token
-                .csr_signer(&origin.key_id)
-                .map_err(token_err("opening the device key for the CSR"))
-                .map_err(Failure::BeforeCertificate)?;
-            build_csr(&subject, &spki, signer.as_ref()).map_err(Failure::BeforeCertificate)?
-        };
-        let issued = self
-            .ca
-            .issue_for_csr(serial, profile, &csr, now())
-            .map_err(Failure::BeforeCertificate)?;
+        let issued = match token
+            .csr_signer(&origin.key_id)
+            .map_err(token_err("opening the device key for the CSR"))
+            .map_err(Failure::BeforeCertificate)?
+        {
+            Some(signer) => {
+                let csr = build_csr(&subject, &spki, signer.as_ref())
+                    .map_err(Failure::BeforeCertificate)?;
+                self.ca.issue_for_csr(serial, profile, &csr, now())
+            }
+            // A key that cannot sign: certify the public key the token just generated.
+            None => self.ca.issue_for_key(serial, profile, &spki, now()),
+        }
+        .map_err(Failure::BeforeCertificate)?;
         self.inventory
             .record_issued_certificate(id, &issued.der, now())
             .map_err(Failure::BeforeCertificate)?;
@@ -259,7 +278,7 @@ impl<'a> Provisioner<'a> {
                 (e, cleanup)
             }
         };
-        tracing::error!(%serial, %error, %cleanup, "provisioning failed");
+        tracing::info!(%serial, %error, %cleanup, "provisioning failed");
         FactoryError::ProvisioningFailed {
             serial,
             source: Box::new(error),

@@ -5,7 +5,8 @@
 //! recorded → certificate written → device row): a stale intent at stage `recorded` is rolled
 //! back (any key under its id was made by the interrupted run and never certified); at stage
 //! `cert-issued` it is rolled forward when the token still holds the certified key. A recorded
-//! device is never deleted: problems the station cannot fix are reported.
+//! device is never deleted: problems the station cannot fix are reported. Debris of an object
+//! creation cut short (objects without `CKA_ID`, see [`is_debris`]) is removed with any repair.
 
 use std::fmt;
 
@@ -54,12 +55,27 @@ pub struct TokenView {
     pub key_spki: Option<Digest>,
     /// SHA-256 of each certificate under the id.
     pub certificates: Vec<Digest>,
+    /// Debris of an object creation that was cut short (see [`is_debris`]).
+    pub debris: bool,
+}
+
+/// True for an object left by an object creation that was cut short: a key or certificate
+/// without `CKA_ID` whose label is empty or the device's key label. (SoftHSM writes a new
+/// object's file before its attributes; a SIGKILL in between leaves such an object. The station
+/// never creates objects without an id.)
+pub fn is_debris(object: &TokenObject, label: &str) -> bool {
+    object.class != ObjectClass::Other
+        && object.id.as_bytes().is_empty()
+        && (object.label.is_empty() || object.label == label)
 }
 
 impl TokenView {
-    /// Summarizes the objects under `id`.
-    pub fn of(objects: &[TokenObject], id: &KeyId) -> Self {
-        let mut view = TokenView::default();
+    /// Summarizes the objects under `id` and the debris labelled `label` (or unlabelled).
+    pub fn of(objects: &[TokenObject], id: &KeyId, label: &str) -> Self {
+        let mut view = TokenView {
+            debris: objects.iter().any(|o| is_debris(o, label)),
+            ..TokenView::default()
+        };
         for o in objects.iter().filter(|o| &o.id == id) {
             view.any_object = true;
             match o.class {
@@ -108,6 +124,8 @@ pub enum Finding {
     CertificateMismatch,
     /// Nothing recorded for this device.
     NotRecorded,
+    /// Everything agrees, but an object creation cut short left debris in the token.
+    Debris,
 }
 
 impl fmt::Display for Finding {
@@ -131,6 +149,10 @@ impl fmt::Display for Finding {
             Finding::CertificateMissing => "the certificate is missing from the token",
             Finding::CertificateMismatch => "the token holds a different certificate",
             Finding::NotRecorded => "not in the inventory",
+            Finding::Debris => {
+                "inventory and token agree, but an interrupted object creation left objects \
+                 without CKA_ID"
+            }
         };
         f.write_str(s)
     }
@@ -153,6 +175,8 @@ pub enum Action {
     Complete,
     /// Replace the certificates under the key id with the recorded certificate.
     RewriteCertificate,
+    /// Delete the debris of an interrupted object creation.
+    RemoveDebris,
     /// Report to the operator; the station does not change anything.
     Report,
 }
@@ -170,7 +194,9 @@ pub type Assessment = (Finding, Action);
 /// Decides what to do about a device. `takeover` treats intents of other hosts as stale.
 pub fn assess(inventory: &InventoryView, token: &TokenView, takeover: bool) -> Assessment {
     match inventory {
-        InventoryView::Absent if token.any_object || !token.certificates.is_empty() => {
+        InventoryView::Absent
+            if token.any_object || !token.certificates.is_empty() || token.debris =>
+        {
             (Finding::NotRecorded, Action::Report)
         }
         InventoryView::Absent => (Finding::NotRecorded, Action::Nothing),
@@ -183,7 +209,7 @@ pub fn assess(inventory: &InventoryView, token: &TokenView, takeover: bool) -> A
             stage: IntentStage::Recorded,
             ..
         } => {
-            if token.any_object || !token.certificates.is_empty() {
+            if token.any_object || !token.certificates.is_empty() || token.debris {
                 (Finding::InterruptedAfterKey, Action::RollBack)
             } else {
                 (Finding::InterruptedBeforeKey, Action::DropIntent)
@@ -199,7 +225,12 @@ pub fn assess(inventory: &InventoryView, token: &TokenView, takeover: bool) -> A
         InventoryView::Recorded { status, .. } if *status != DeviceStatus::Active => {
             (Finding::Inactive(*status), Action::Nothing)
         }
-        InventoryView::Recorded { spki, cert, .. } => assess_active(token, spki, cert),
+        InventoryView::Recorded { spki, cert, .. } => match assess_active(token, spki, cert) {
+            (Finding::Consistent, Action::Nothing) if token.debris => {
+                (Finding::Debris, Action::RemoveDebris)
+            }
+            other => other,
+        },
     }
 }
 

@@ -14,7 +14,13 @@ fn token(private: bool, public: bool, spki: Option<Digest>, certs: &[Digest]) ->
         any_object: private || public,
         key_spki: spki,
         certificates: certs.to_vec(),
+        debris: false,
     }
+}
+
+fn with_debris(mut view: TokenView) -> TokenView {
+    view.debris = true;
+    view
 }
 
 fn empty() -> TokenView {
@@ -54,9 +60,11 @@ fn reconciliation_table() {
         ("recorded, died after keygen", rec(Dead), token(true, true, Some(K), &[]), false, Finding::InterruptedAfterKey, Action::RollBack),
         ("recorded, only a public key", rec(Dead), token(false, true, Some(K), &[]), false, Finding::InterruptedAfterKey, Action::RollBack),
         ("recorded, stray certificate", rec(Dead), token(false, false, None, &[C]), false, Finding::InterruptedAfterKey, Action::RollBack),
+        ("recorded, only debris of keygen", rec(Dead), with_debris(empty()), false, Finding::InterruptedAfterKey, Action::RollBack),
         // -- stage cert-issued: roll forward if the certified key is there
         ("issued, cert not yet written", issued(Dead), token(true, true, Some(K), &[]), false, Finding::InterruptedAfterCertificate, Action::WriteCertificateAndComplete),
         ("issued, cert written", issued(Dead), token(true, true, Some(K), &[C]), false, Finding::InterruptedAfterCertificate, Action::Complete),
+        ("issued, cert write cut short", issued(Dead), with_debris(token(true, true, Some(K), &[])), false, Finding::InterruptedAfterCertificate, Action::WriteCertificateAndComplete),
         ("issued, other cert under id", issued(Dead), token(true, true, Some(K), &[C2]), false, Finding::InterruptedAfterCertificate, Action::WriteCertificateAndComplete),
         ("issued, two certs under id", issued(Dead), token(true, true, Some(K), &[C, C2]), false, Finding::InterruptedAfterCertificate, Action::WriteCertificateAndComplete),
         ("issued, key gone", issued(Dead), empty(), false, Finding::CertifiedKeyLost, Action::RollBack),
@@ -66,6 +74,9 @@ fn reconciliation_table() {
         ("issued without cert bytes", pending(CertIssued, Dead, None), token(true, true, Some(K), &[]), false, Finding::InterruptedAfterKey, Action::RollBack),
         // -- recorded devices: never deleted; certificates rewritten, key problems reported
         ("active, consistent", recorded(DeviceStatus::Active), token(true, true, Some(K), &[C]), false, Finding::Consistent, Action::Nothing),
+        ("active, consistent with debris", recorded(DeviceStatus::Active), with_debris(token(true, true, Some(K), &[C])), false, Finding::Debris, Action::RemoveDebris),
+        ("active, cert missing, debris", recorded(DeviceStatus::Active), with_debris(token(true, true, Some(K), &[])), false, Finding::CertificateMissing, Action::RewriteCertificate),
+        ("absent, debris", InventoryView::Absent, with_debris(empty()), false, Finding::NotRecorded, Action::Report),
         ("active, cert missing", recorded(DeviceStatus::Active), token(true, true, Some(K), &[]), false, Finding::CertificateMissing, Action::RewriteCertificate),
         ("active, other cert", recorded(DeviceStatus::Active), token(true, true, Some(K), &[C2]), false, Finding::CertificateMismatch, Action::RewriteCertificate),
         ("active, extra cert", recorded(DeviceStatus::Active), token(true, true, Some(K), &[C, C2]), false, Finding::CertificateMismatch, Action::RewriteCertificate),
@@ -100,15 +111,31 @@ fn token_view_filters_by_id() {
         obj(ObjectClass::PrivateKey, &other, Some(K2), None),
         obj(ObjectClass::Certificate, &other, None, Some(b"x".to_vec())),
     ];
-    let view = TokenView::of(&objects, &id);
+    let view = TokenView::of(&objects, &id, "l");
     assert_eq!(
         view,
         token(true, true, Some(K), &[openssl::sha::sha256(&cert)])
     );
     assert_eq!(
-        TokenView::of(&objects, &KeyId::from_bytes(vec![7])),
+        TokenView::of(&objects, &KeyId::from_bytes(vec![7]), "l"),
         empty()
     );
+    // Objects without an id are debris when unlabelled or labelled like the device's key.
+    let none = KeyId::from_bytes(vec![]);
+    let mut cut_short = objects.clone();
+    cut_short.push(TokenObject {
+        label: String::new(),
+        ..obj(ObjectClass::Certificate, &none, None, Some(vec![]))
+    });
+    assert!(TokenView::of(&cut_short, &id, "l").debris);
+    let labelled = vec![obj(ObjectClass::PrivateKey, &none, None, None)];
+    assert!(TokenView::of(&labelled, &id, "l").debris);
+    assert!(!TokenView::of(&labelled, &id, "other").debris);
+    let data = vec![TokenObject {
+        label: String::new(),
+        ..obj(ObjectClass::Other, &none, None, None)
+    }];
+    assert!(!TokenView::of(&data, &id, "l").debris);
 }
 
 #[test]
@@ -120,6 +147,7 @@ fn only_changes_are_repairs() {
         WriteCertificateAndComplete,
         Complete,
         RewriteCertificate,
+        RemoveDebris,
     ] {
         assert!(a.is_repair(), "{a:?}");
     }

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::plan::{Action, Finding, TokenView, assess, device_view, intent_view};
+use super::plan::{Action, Finding, TokenView, assess, device_view, intent_view, is_debris};
 use super::seam::{DeviceToken, ObjectSelection};
 use crate::error::{FactoryError, Result};
 use crate::inventory::{DeviceRecord, Intent, Inventory};
@@ -39,17 +39,37 @@ fn token_err(
     }
 }
 
-/// Lists the token and counts objects not under `id`.
+/// Lists the token and counts the objects neither under `id` nor debris.
 fn observe(
     token: &mut dyn DeviceToken,
     serial: &DeviceSerial,
     id: &KeyId,
+    label: &str,
 ) -> Result<(TokenView, usize)> {
     let objects = token
         .list_objects()
         .map_err(token_err(serial, "listing the token objects"))?;
-    let unrecorded = objects.iter().filter(|o| &o.id != id).count();
-    Ok((TokenView::of(&objects, id), unrecorded))
+    let unrecorded = objects
+        .iter()
+        .filter(|o| &o.id != id && !is_debris(o, label))
+        .count();
+    Ok((TokenView::of(&objects, id, label), unrecorded))
+}
+
+/// Deletes the debris of an object creation cut short, if the view saw any.
+fn remove_debris(
+    token: &mut dyn DeviceToken,
+    serial: &DeviceSerial,
+    view: &TokenView,
+    label: &str,
+) -> Result<()> {
+    if view.debris {
+        let n = token
+            .delete_debris(label)
+            .map_err(token_err(serial, "deleting objects without CKA_ID"))?;
+        tracing::warn!(%serial, deleted = n, "removed the debris of an interrupted object creation");
+    }
+    Ok(())
 }
 
 /// Reconciles a pending intent with its token; applies the action if `apply`.
@@ -63,7 +83,8 @@ pub fn reconcile_intent(
 ) -> Result<Repair> {
     let serial = &intent.new.serial;
     let id = &intent.new.origin.key_id;
-    let (view, unrecorded) = observe(token, serial, id)?;
+    let label = &intent.new.origin.key_label;
+    let (view, unrecorded) = observe(token, serial, id, label)?;
     let (finding, action) = assess(&intent_view(intent, liveness), &view, takeover);
     let mut repair = Repair {
         serial: serial.clone(),
@@ -78,6 +99,7 @@ pub fn reconcile_intent(
     }
     tracing::warn!(%serial, %finding, ?action, "repairing an interrupted provisioning");
     let outcome = format!("{finding}; repaired by {}", crate::process::actor());
+    remove_debris(token, serial, &view, label)?;
     match action {
         Action::DropIntent => inventory.abort_provisioning(intent.id, &outcome, false, now())?,
         Action::RollBack => {
@@ -107,7 +129,7 @@ pub fn reconcile_device(
     apply: bool,
 ) -> Result<Repair> {
     let serial = &device.serial;
-    let (view, unrecorded) = observe(token, serial, &device.key_id)?;
+    let (view, unrecorded) = observe(token, serial, &device.key_id, &device.key_label)?;
     let (finding, action) = assess(&device_view(device), &view, false);
     let mut repair = Repair {
         serial: serial.clone(),
@@ -117,16 +139,23 @@ pub fn reconcile_device(
         device: None,
         unrecorded_objects: unrecorded,
     };
-    if apply && action == Action::RewriteCertificate {
-        replace_certificate(
-            token,
-            serial,
-            &device.key_id,
-            &device.key_label,
-            &device.certificate,
-        )?;
+    if apply && matches!(action, Action::RewriteCertificate | Action::RemoveDebris) {
+        remove_debris(token, serial, &view, &device.key_label)?;
+        if action == Action::RewriteCertificate {
+            replace_certificate(
+                token,
+                serial,
+                &device.key_id,
+                &device.key_label,
+                &device.certificate,
+            )?;
+        }
         let detail = json!({"finding": finding.to_string(), "cert_serial": device.cert_serial});
-        inventory.record_event("repair-certificate", Some(serial), detail, now())?;
+        let event = match action {
+            Action::RewriteCertificate => "repair-certificate",
+            _ => "repair-debris",
+        };
+        inventory.record_event(event, Some(serial), detail, now())?;
         repair.applied = true;
     }
     Ok(repair)

@@ -65,11 +65,24 @@ pub trait DeviceToken {
     /// Human description recorded in the inventory (model, manufacturer, serial, label).
     fn description(&self) -> String;
 
+    /// The token's address as the inventory records it (`pkcs11:` URI or `tpm2:` spec): what
+    /// `verify` opens later and what the device decrypts with. Never contains a PIN.
+    fn uri(&self) -> String;
+
+    /// The key id for a new device key, decided before the intent is recorded. PKCS#11 tokens
+    /// draw a random `CKA_ID`; a TPM-native key is identified by its persistent handle (and
+    /// refuses a handle that is taken, so a rollback never removes a key it did not make).
+    fn allocate_key_id(&mut self) -> Result<KeyId, TokenError> {
+        Ok(KeyId::random()?)
+    }
+
     /// Generates a key pair inside the token; returns the DER SubjectPublicKeyInfo.
     fn generate_key_pair(&mut self, spec: &DeviceKeySpec) -> Result<Vec<u8>, TokenError>;
 
-    /// The private key with `id` as a signer, for the CSR (proof of possession).
-    fn csr_signer(&self, id: &KeyId) -> Result<Box<dyn ContentSigner + '_>, TokenError>;
+    /// The private key with `id` as a signer, for the CSR (proof of possession). `None` for
+    /// keys that cannot sign (a TPM ECDH key): the CA then certifies the public key the token
+    /// returned from its own key generation in this session.
+    fn csr_signer(&self, id: &KeyId) -> Result<Option<Box<dyn ContentSigner + '_>>, TokenError>;
 
     /// Stores a certificate under `id` and `label` (`CKO_CERTIFICATE`, `CKC_X_509`).
     fn write_certificate(&mut self, id: &KeyId, label: &str, der: &[u8]) -> Result<(), TokenError>;
@@ -79,6 +92,14 @@ pub trait DeviceToken {
 
     /// Deletes objects under `id`; returns how many were deleted.
     fn delete_objects(&mut self, id: &KeyId, which: ObjectSelection) -> Result<usize, TokenError>;
+
+    /// Deletes the debris of an object creation cut short: keys and certificates without
+    /// `CKA_ID` whose label is empty or `label` (see [`super::plan::is_debris`]); returns how
+    /// many were deleted. Tokens that cannot have such objects keep the default.
+    fn delete_debris(&mut self, label: &str) -> Result<usize, TokenError> {
+        let _ = label;
+        Ok(0)
+    }
 
     /// The TPM's endorsement-key certificate (DER), if the token is a TPM that has one.
     fn ek_certificate(&mut self) -> Result<Option<Vec<u8>>, TokenError>;

@@ -108,6 +108,7 @@ pub fn action_name(action: Action) -> &'static str {
         Action::WriteCertificateAndComplete => "write-certificate-and-complete",
         Action::Complete => "complete",
         Action::RewriteCertificate => "rewrite-certificate",
+        Action::RemoveDebris => "remove-debris",
         Action::Report => "report",
     }
 }
