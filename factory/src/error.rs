@@ -10,6 +10,9 @@ use crate::types::{DeviceSerial, DeviceStatus};
 /// Everything that can go wrong in the `factory` library.
 #[derive(Debug, thiserror::Error)]
 pub enum FactoryError {
+    /// Writing an output file failed (see `bundle::atomic`).
+    #[error(transparent)]
+    Output(#[from] bundle::Error),
     /// The configuration file could not be read.
     #[error("failed to read station configuration {}: {source}", path.display())]
     ConfigRead {

@@ -29,7 +29,11 @@ pub fn issue_crl(
 
 /// Writes a CRL as PEM, atomically.
 pub fn write_crl_pem(crl: &CrlRecord, dest: &Path) -> Result<()> {
-    crate::atomic::write_file(dest, to_pem("X509 CRL", &crl.der).as_bytes())
+    Ok(bundle::atomic::write_file(
+        dest,
+        to_pem("X509 CRL", &crl.der).as_bytes(),
+        bundle::atomic::Existing::Replace,
+    )?)
 }
 
 /// Records a CA certificate stored by `ca init` or `ca import-cert` in the audit log.

@@ -12,7 +12,6 @@
 //!   ([`provision::DeviceToken`], [`provision::StationHsm`]).
 //! * [`recipients`], [`transfer`]: recipient lists and JSON-lines export/import.
 
-pub mod atomic;
 pub mod ca;
 pub mod cert;
 pub mod config;

@@ -3,10 +3,11 @@
 //! `signer encrypt --to` / `rauc encrypt --to`. It is streamed from the inventory into a
 //! temporary file and renamed into place, so memory stays flat for any fleet size.
 
-use std::io::{ErrorKind, Write};
+use std::io::{BufWriter, ErrorKind, Write};
 use std::path::Path;
 
-use crate::atomic::AtomicFile;
+use bundle::atomic::{AtomicFile, Existing};
+
 use crate::error::{FactoryError, Result};
 use crate::inventory::Inventory;
 use crate::types::UnixTime;
@@ -31,21 +32,20 @@ pub fn write_recipients(
     now: UnixTime,
     dest: &Path,
 ) -> Result<RecipientList> {
-    let mut file = AtomicFile::create(dest)?;
+    let file = AtomicFile::create(dest, Existing::Replace)?;
+    let write_error = |e| FactoryError::io("failed to write", dest, e);
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Vec<u8>>>(8);
     let (read, written) = std::thread::scope(|s| {
-        let file = &mut file;
+        let mut out = BufWriter::with_capacity(1 << 20, file.file());
         let writer = s.spawn(move || -> Result<()> {
             let mut pem = Vec::with_capacity(4096);
             for batch in rx {
                 for der in batch {
                     encode_pem_certificate(&der, &mut pem);
-                    file.writer()
-                        .write_all(&pem)
-                        .map_err(|e| file.write_error(e))?;
+                    out.write_all(&pem).map_err(write_error)?;
                 }
             }
-            Ok(())
+            out.flush().map_err(write_error)
         });
         let mut batch = Vec::with_capacity(BATCH);
         let read = inventory.for_each_recipient(group, now, |der| {

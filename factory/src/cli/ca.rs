@@ -102,7 +102,11 @@ impl InitArgs {
             .map_err(hsm_err("opening the CA key"))?;
         if let Some(path) = &self.csr {
             let csr = ca_certificate_request(signer.as_ref(), &spki, &config.ca)?;
-            factory::atomic::write_file(path, to_pem("CERTIFICATE REQUEST", &csr).as_bytes())?;
+            bundle::atomic::write_file(
+                path,
+                to_pem("CERTIFICATE REQUEST", &csr).as_bytes(),
+                bundle::atomic::Existing::Replace,
+            )?;
             inventory.record_event("ca-init-csr", None, serde_json::json!({"csr": path}), now())?;
             println!("CA key generated; CSR written to {}", path.display());
             return Ok(ExitCode::SUCCESS);
@@ -113,7 +117,11 @@ impl InitArgs {
         let facts = CertFacts::from_der(&der, "CA certificate")?;
         record_ca_certificate(&mut inventory, "ca-init", &facts, now())?;
         if let Some(path) = &self.out {
-            factory::atomic::write_file(path, to_pem("CERTIFICATE", &der).as_bytes())?;
+            bundle::atomic::write_file(
+                path,
+                to_pem("CERTIFICATE", &der).as_bytes(),
+                bundle::atomic::Existing::Replace,
+            )?;
         }
         println!(
             "CA '{}' created (serial {})",
@@ -161,7 +169,11 @@ impl IssueArgs {
             .public_key_der()
             .map_err(|e| hsm_err("reading the public key")(e.into()))?;
         let issued = ca.issue_for_signer(&name, profile, key.as_ref(), &spki, now())?;
-        factory::atomic::write_file(&self.out, to_pem("CERTIFICATE", &issued.der).as_bytes())?;
+        bundle::atomic::write_file(
+            &self.out,
+            to_pem("CERTIFICATE", &issued.der).as_bytes(),
+            bundle::atomic::Existing::Replace,
+        )?;
         let stored = if self.store {
             Some(
                 station

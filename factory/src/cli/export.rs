@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use factory::atomic::AtomicFile;
+use bundle::atomic::{AtomicFile, Existing};
 use factory::transfer::export;
 use factory::types::now;
 
@@ -25,8 +25,11 @@ impl Args {
         let inventory = ctx.inventory(&config)?;
         let n = match &self.out {
             Some(path) => {
-                let mut file = AtomicFile::create(path)?;
-                let n = export(&inventory, file.writer(), now(), path)?;
+                let file = AtomicFile::create(path, Existing::Replace)?;
+                let mut out = std::io::BufWriter::with_capacity(1 << 20, file.file());
+                let n = export(&inventory, &mut out, now(), path)?;
+                out.flush()?;
+                drop(out);
                 file.commit()?;
                 n
             }

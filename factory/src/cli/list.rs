@@ -1,5 +1,6 @@
 //! `factory list`.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use factory::inventory::DeviceFilter;
@@ -40,23 +41,33 @@ impl Args {
             ctx.print_json(&devices)?;
             return Ok(ExitCode::SUCCESS);
         }
-        println!(
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
             "{:<24} {:<8} {:<16} {:<9} {:<20} CERTIFICATE",
             "SERIAL", "STATUS", "GROUP", "KEY", "NOT AFTER"
-        );
+        )?;
+        let mut broken: Option<std::io::Error> = None;
         let n = inventory.for_each_device(&filter, |d| {
-            println!(
+            if broken.is_some() {
+                return Ok(());
+            }
+            let line = format!(
                 "{:<24} {:<8} {:<16} {:<9} {:<20} {}",
-                d.serial,
-                d.status,
+                d.serial.to_string(),
+                d.status.to_string(),
                 d.group.as_deref().unwrap_or("-"),
-                d.key_type,
+                d.key_type.to_string(),
                 rfc3339(d.not_after),
                 d.cert_serial
             );
+            broken = writeln!(out, "{line}").err();
             Ok(())
         })?;
-        println!("{n} devices");
+        if let Some(e) = broken {
+            return Err(e.into());
+        }
+        writeln!(out, "{n} devices")?;
         Ok(ExitCode::SUCCESS)
     }
 }

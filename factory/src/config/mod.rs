@@ -144,7 +144,7 @@ pub struct DeviceTokenConfig {
     pub pin_source: Option<String>,
 }
 
-/// `[tpm]`: options for TPM-backed device keys (used by the TPM backend of phase 2).
+/// `[tpm]`: options for TPM-backed device keys (the TPM device-token backend).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TpmConfig {
     /// Whether device tokens are TPMs.

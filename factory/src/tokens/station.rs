@@ -155,7 +155,11 @@ impl StationHsm for KeymgrStationHsm {
             }
             CaCert::File(path) => {
                 let pem = crate::cert::to_pem("CERTIFICATE", der);
-                Ok(crate::atomic::write_file(path, pem.as_bytes())?)
+                Ok(bundle::atomic::write_file(
+                    path,
+                    pem.as_bytes(),
+                    bundle::atomic::Existing::Replace,
+                )?)
             }
         }
     }

@@ -176,7 +176,11 @@ impl DeviceToken for TpmDeviceToken {
             ));
         }
         let pem = crate::cert::to_pem("CERTIFICATE", der);
-        Ok(crate::atomic::write_file(&self.cert, pem.as_bytes())?)
+        Ok(bundle::atomic::write_file(
+            &self.cert,
+            pem.as_bytes(),
+            bundle::atomic::Existing::Replace,
+        )?)
     }
 
     fn list_objects(&mut self) -> Result<Vec<TokenObject>, TokenError> {
