@@ -51,6 +51,17 @@ pub struct Args {
 impl Args {
     /// Runs the command.
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<ExitCode> {
+        if self.batch.is_some()
+            && (self.group.is_some()
+                || self.token.is_some()
+                || self.profile.is_some()
+                || !self.tags.is_empty())
+        {
+            anyhow::bail!(
+                "--group, --tag, --token and --profile apply to --device only; with --batch give \
+                 them as CSV columns (serial,group,tags,token,profile)"
+            );
+        }
         let config = ctx.config()?;
         let request = match &self.device {
             Some(serial) => Some(ProvisionRequest {
