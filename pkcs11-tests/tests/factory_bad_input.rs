@@ -73,6 +73,12 @@ fn duplicate_serials_are_refused() {
         &["provision", "--batch", csv.to_str().unwrap()],
         &["batch.csv:4: device 'd1' is listed twice (first on line 2)"],
     );
+    // Per-device options do not silently miss a batch.
+    refused(
+        &st,
+        &["provision", "--batch", csv.to_str().unwrap(), "--group", "x"],
+        &["apply to --device only", "CSV columns"],
+    );
     assert!(
         token_objects("dev-d1").is_empty(),
         "the batch touched a token"
