@@ -113,6 +113,13 @@ pub fn hash_block(salt: &[u8; SALT_LEN], block: &[u8]) -> [u8; DIGEST_LEN] {
 /// in parallel (one task per output hash block).
 fn hash_level(salt: &[u8; SALT_LEN], input: &[u8], out_blocks: u64, progress: Progress) -> Vec<u8> {
     let mut out = vec![0u8; out_blocks as usize * BLOCK_SIZE];
+    hash_into(salt, input, &mut out, progress);
+    out
+}
+
+/// Writes the digests of `input`'s 4 KiB blocks into `out` (one hash block per
+/// `HASHES_PER_BLOCK` input blocks), in parallel; the rest of `out` is left as it is.
+fn hash_into(salt: &[u8; SALT_LEN], input: &[u8], out: &mut [u8], progress: Progress) {
     out.par_chunks_mut(BLOCK_SIZE)
         .zip(input.par_chunks(BLOCK_SIZE * HASHES_PER_BLOCK))
         .for_each(|(dst, src)| {
@@ -121,7 +128,32 @@ fn hash_level(salt: &[u8; SALT_LEN], input: &[u8], out_blocks: u64, progress: Pr
             }
             progress(src.len() as u64);
         });
-    out
+}
+
+/// Data bytes mapped at a time by [`append_tree`] (a multiple of the data one hash block
+/// covers, 512 KiB), so that a large payload never has more than this mapped and resident.
+const WINDOW: u64 = 64 << 20;
+
+/// Level 0 of the tree over the first `data_size` bytes of `file`, mapped window by window.
+fn file_leaves(
+    file: &File,
+    geometry: &TreeGeometry,
+    salt: &[u8; SALT_LEN],
+    progress: Progress,
+) -> Result<Vec<u8>> {
+    let data_size = geometry.data_blocks() * BLOCK_SIZE as u64;
+    let covered = (BLOCK_SIZE * HASHES_PER_BLOCK) as u64;
+    let mut leaves = vec![0u8; geometry.level_blocks(0) as usize * BLOCK_SIZE];
+    let mut offset = 0;
+    while offset < data_size {
+        let len = WINDOW.min(data_size - offset);
+        let map = map_region(file, offset, len)?;
+        let first = (offset / covered) as usize * BLOCK_SIZE;
+        let out_len = len.div_ceil(covered) as usize * BLOCK_SIZE;
+        hash_into(salt, &map, &mut leaves[first..first + out_len], progress);
+        offset += len;
+    }
+    Ok(leaves)
 }
 
 /// A computed hash tree.
@@ -243,13 +275,18 @@ pub fn random_salt() -> Result<[u8; SALT_LEN]> {
     Ok(salt)
 }
 
-fn map_region(file: &File, len: u64) -> Result<memmap2::Mmap> {
+fn map_region(file: &File, offset: u64, len: u64) -> Result<memmap2::Mmap> {
     let len = usize::try_from(len).map_err(|_| Error::size("data area too large to map"))?;
     // SAFETY: the mapping is read-only; the bundle file is not modified while it is mapped
     // (the writer appends the tree through `write_all_at` after the data region, and callers
     // must not truncate a bundle they are verifying).
-    unsafe { memmap2::MmapOptions::new().len(len).map(file) }
-        .map_err(|e| Error::io("failed to map bundle", "<bundle>", e))
+    unsafe {
+        memmap2::MmapOptions::new()
+            .offset(offset)
+            .len(len)
+            .map(file)
+    }
+    .map_err(|e| Error::io("failed to map bundle", "<bundle>", e))
 }
 
 /// Builds the tree over the first `data_size` bytes of `file`, writes it right after them
@@ -271,9 +308,15 @@ pub fn append_tree(
             "file has {file_len} bytes, fewer than the data size {data_size}"
         )));
     }
-    let tree = {
-        let map = map_region(file, data_size)?;
+    let tree = if geometry.levels() == 0 {
+        let map = map_region(file, 0, data_size)?;
         build_tree_reporting(&map, salt, progress)?
+    } else {
+        build_from_leaves(
+            &geometry,
+            file_leaves(file, &geometry, salt, progress)?,
+            salt,
+        )
     };
     write_tree(file, data_size, &geometry, &tree)?;
     Ok(VerityParams {
@@ -299,7 +342,7 @@ pub fn verify_file(file: &File, payload_size: u64, params: &VerityParams) -> Res
             params.tree_size
         ))
     })?;
-    let map = map_region(file, payload_size)?;
+    let map = map_region(file, 0, payload_size)?;
     let (data, tree) = map.split_at(data_size as usize);
     verify_tree(data, tree, &params.salt, &params.root_hash)
 }

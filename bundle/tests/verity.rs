@@ -95,6 +95,12 @@ fn identical_to_veritysetup_16385_blocks() {
 }
 
 #[test]
+fn identical_to_veritysetup_across_mapping_windows() {
+    // 64 MiB windows: 16384 blocks each; this data spans three windows, the last partial.
+    check_against_veritysetup(2 * 16384 + 129);
+}
+
+#[test]
 fn rauc_dummy_verity_vector() {
     let data = counter_blocks(129);
     assert_eq!(data.len(), 528384);

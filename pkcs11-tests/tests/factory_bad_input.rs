@@ -76,7 +76,13 @@ fn duplicate_serials_are_refused() {
     // Per-device options do not silently miss a batch.
     refused(
         &st,
-        &["provision", "--batch", csv.to_str().unwrap(), "--group", "x"],
+        &[
+            "provision",
+            "--batch",
+            csv.to_str().unwrap(),
+            "--group",
+            "x",
+        ],
         &["apply to --device only", "CSV columns"],
     );
     assert!(
