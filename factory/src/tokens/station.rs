@@ -15,7 +15,7 @@ use crate::types::KeyType;
 #[derive(Debug, Clone)]
 enum CaKey {
     /// In a token (production): the key URI with the PIN source to log in.
-    Token(Pkcs11Uri),
+    Token(Box<Pkcs11Uri>),
     /// A PEM file (development only; `ca init` cannot make one).
     File(PathBuf),
 }
@@ -24,7 +24,7 @@ enum CaKey {
 #[derive(Debug, Clone)]
 enum CaCert {
     /// A certificate object next to the key.
-    Token(Pkcs11Uri),
+    Token(Box<Pkcs11Uri>),
     /// A PEM file.
     File(PathBuf),
 }
@@ -45,7 +45,7 @@ impl KeymgrStationHsm {
         let base = config.path.parent().map(PathBuf::from).unwrap_or_default();
         let pin = ca.pin_source.as_deref();
         let key = match KeySpec::parse(&ca.key)? {
-            KeySpec::Pkcs11(uri) => CaKey::Token(with_pin_source(uri, pin)),
+            KeySpec::Pkcs11(uri) => CaKey::Token(Box::new(with_pin_source(uri, pin))),
             KeySpec::File(path) => CaKey::File(base.join(path)),
             KeySpec::Tpm(_) => {
                 return Err(token_error(
@@ -54,7 +54,7 @@ impl KeymgrStationHsm {
             }
         };
         let cert = match KeySpec::parse(&ca.cert)? {
-            KeySpec::Pkcs11(uri) => CaCert::Token(with_pin_source(uri, pin)),
+            KeySpec::Pkcs11(uri) => CaCert::Token(Box::new(with_pin_source(uri, pin))),
             KeySpec::File(path) => CaCert::File(base.join(path)),
             KeySpec::Tpm(_) => {
                 return Err(token_error(
