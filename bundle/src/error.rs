@@ -409,3 +409,39 @@ impl Error {
         Error::Crypto { context, source }
     }
 }
+
+/// An error and its causes on one line, `outer: cause: …`, leaving out every cause whose text
+/// the line already contains (our messages usually include their source). Every binary of the
+/// suite prints errors with it.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let c = cause.to_string();
+        if !text.contains(&c) {
+            text = format!("{text}: {c}");
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod chain_tests {
+    use super::*;
+
+    #[test]
+    fn causes_already_in_the_message_are_left_out() {
+        let io = std::io::Error::other("disk on fire");
+        let e = Error::io("failed to open bundle", "/b.raucb", io);
+        assert_eq!(
+            error_chain(&e),
+            "failed to open bundle '/b.raucb': disk on fire"
+        );
+        let e = Error::OutputExists { path: "/x".into() };
+        assert_eq!(
+            error_chain(&e),
+            "output '/x' already exists; remove it or choose another name"
+        );
+    }
+}

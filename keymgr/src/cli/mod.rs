@@ -89,7 +89,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("keymgr: {e:#}");
+            eprintln!("keymgr: {}", bundle::error::error_chain(e.as_ref()));
             ExitCode::FAILURE
         }
     }

@@ -151,16 +151,3 @@ pub fn init_logging(debug: bool) {
         .without_time()
         .init();
 }
-
-/// The error and its causes on one line, leaving out causes whose text the message already
-/// contains (our error types print their source themselves).
-pub fn error_text(e: &anyhow::Error) -> String {
-    let mut text = e.to_string();
-    for cause in e.chain().skip(1) {
-        let c = cause.to_string();
-        if !text.contains(&c) {
-            text = format!("{text}: {c}");
-        }
-    }
-    text
-}

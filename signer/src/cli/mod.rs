@@ -61,7 +61,10 @@ pub fn run() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("signer: error: {}", common::error_text(&e));
+            eprintln!(
+                "signer: error: {}",
+                ::bundle::error::error_chain(e.as_ref())
+            );
             ExitCode::FAILURE
         }
     }

@@ -127,7 +127,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("{e:#}");
+            eprintln!("{}", bundle::error::error_chain(e.as_ref()));
             ExitCode::from(1)
         }
     }
