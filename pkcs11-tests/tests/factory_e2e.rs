@@ -280,3 +280,23 @@ fn pem_of(_st: &Station, serial: &str) -> String {
     let pem = String::from_utf8(pem).unwrap();
     pem.lines().nth(1).unwrap().to_string()
 }
+
+#[test]
+fn ca_init_reports_json() {
+    let st = Station::new("");
+    let ca = st.path("ca.pem");
+    let out = st.factory_ok(&[
+        "--output-format",
+        "json",
+        "ca",
+        "init",
+        "--out",
+        ca.to_str().unwrap(),
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON on stdout");
+    assert_eq!(v["subject"], "O=Factory Test, CN=Factory Test Device CA");
+    assert_eq!(v["subject"], v["issuer"]);
+    let serial = v["cert_serial"].as_str().unwrap();
+    let text = openssl(&["x509", "-in", ca.to_str().unwrap(), "-noout", "-serial"]);
+    assert_eq!(text.trim(), format!("serial={serial}"));
+}

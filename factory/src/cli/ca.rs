@@ -108,7 +108,11 @@ impl InitArgs {
                 bundle::atomic::Existing::Replace,
             )?;
             inventory.record_event("ca-init-csr", None, serde_json::json!({"csr": path}), now())?;
-            println!("CA key generated; CSR written to {}", path.display());
+            if ctx.json() {
+                ctx.print_json(&serde_json::json!({ "csr": path }))?;
+            } else {
+                println!("CA key generated; CSR written to {}", path.display());
+            }
             return Ok(ExitCode::SUCCESS);
         }
         let der = self_signed_ca_certificate(signer, &spki, &config.ca, now())?;
@@ -123,10 +127,14 @@ impl InitArgs {
                 bundle::atomic::Existing::Replace,
             )?;
         }
-        println!(
-            "CA '{}' created (serial {})",
-            facts.subject, facts.serial_hex
-        );
+        if ctx.json() {
+            ctx.print_json(&ca_json(&facts, self.out.as_deref()))?;
+        } else {
+            println!(
+                "CA '{}' created (serial {})",
+                facts.subject, facts.serial_hex
+            );
+        }
         Ok(ExitCode::SUCCESS)
     }
 }
@@ -146,12 +154,25 @@ impl ImportArgs {
         hsm.store_ca_certificate(&der)
             .map_err(hsm_err("storing the CA certificate"))?;
         record_ca_certificate(&mut inventory, "ca-import-cert", &facts, now())?;
-        println!(
-            "CA certificate '{}' (issuer '{}') stored",
-            facts.subject, facts.issuer
-        );
+        if ctx.json() {
+            ctx.print_json(&ca_json(&facts, None))?;
+        } else {
+            println!(
+                "CA certificate '{}' (issuer '{}') stored",
+                facts.subject, facts.issuer
+            );
+        }
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// The JSON report of `ca init` / `ca import-cert`.
+fn ca_json(facts: &CertFacts, out: Option<&std::path::Path>) -> serde_json::Value {
+    serde_json::json!({
+        "subject": facts.subject, "issuer": facts.issuer, "cert_serial": facts.serial_hex,
+        "spki_sha256": facts.spki_sha256_hex(),
+        "not_after": factory::types::rfc3339(facts.not_after), "out": out,
+    })
 }
 
 impl IssueArgs {
