@@ -195,6 +195,24 @@ fn openssl_decrypts_every_layout() {
                 .arg(&enc));
             ours.says("[encrypted CMS]");
         }
+        // 3 RSA and 3 P-256 devices: compact puts the three EC keys in one RecipientInfo.
+        let (layout, infos) = if name.starts_with("compact") {
+            ("compact", 4)
+        } else {
+            ("default", 6)
+        };
+        ok(env
+            .signer()
+            .arg("info")
+            .arg("--keyring")
+            .arg(env.pki.root())
+            .arg("--key")
+            .arg(&devs[1].1)
+            .arg("--dump-recipients")
+            .arg(&enc))
+        .says(&format!(
+            "Recipient layout: {layout} (6 recipients in {infos} RecipientInfos)"
+        ));
     }
 }
 

@@ -34,7 +34,8 @@ pub struct Args {
     /// Print the signer certificate.
     #[arg(long)]
     dump_cert: bool,
-    /// Print the recipients of an encrypted bundle (rauc's listing).
+    /// Print the recipients of an encrypted bundle (rauc's listing on stdout; the layout,
+    /// default or compact, on stderr).
     #[arg(long)]
     dump_recipients: bool,
     #[command(flatten)]
@@ -104,6 +105,15 @@ impl Args {
             recipients: self.dump_recipients,
         };
         print!("{}", render(&info, self.output_format, dumps));
+        if let Some(list) = info.recipients.as_ref().filter(|_| self.dump_recipients) {
+            // stdout stays byte-identical to rauc's listing; the layout goes to stderr.
+            eprintln!(
+                "Recipient layout: {} ({} recipients in {} RecipientInfos)",
+                list.layout,
+                list.recipient_count(),
+                list.recipient_info_count
+            );
+        }
         Ok(())
     }
 }
