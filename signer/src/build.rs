@@ -221,23 +221,59 @@ pub fn sha256_file(path: &Path, progress: bundle::Progress) -> Result<([u8; 32],
     sha256_stream(file, progress).map_err(|e| Error::io("failed to read image", path, e))
 }
 
-/// Streams a reader through SHA-256; returns the digest and the byte count.
+/// Streams a reader through SHA-256; returns the digest and the byte count. A second thread
+/// reads ahead into a few reused buffers, so reading overlaps hashing (one hash stream cannot
+/// be split across cores).
 pub(crate) fn sha256_stream(
-    mut reader: impl Read,
+    mut reader: impl Read + Send,
     progress: bundle::Progress,
 ) -> std::io::Result<([u8; 32], u64)> {
-    let mut hasher = openssl::sha::Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut size = 0u64;
-    loop {
-        let n = reader.read(&mut buf)?;
-        if n == 0 {
-            return Ok((hasher.finish(), size));
-        }
-        hasher.update(&buf[..n]);
-        size += n as u64;
-        progress(n as u64);
+    const CHUNK: usize = 4 << 20;
+    const BUFFERS: usize = 3;
+    let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<(Vec<u8>, usize)>(BUFFERS);
+    let (empty_tx, empty_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(BUFFERS);
+    for _ in 0..BUFFERS {
+        empty_tx
+            .send(vec![0u8; CHUNK])
+            .expect("room for every buffer");
     }
+    std::thread::scope(|scope| {
+        let read_ahead = scope.spawn(move || -> std::io::Result<()> {
+            for mut buf in empty_rx {
+                let n = read_full(&mut reader, &mut buf)?;
+                if n == 0 || full_tx.send((buf, n)).is_err() {
+                    break;
+                }
+            }
+            Ok(())
+        });
+        let mut hasher = openssl::sha::Sha256::new();
+        let mut size = 0u64;
+        for (buf, n) in full_rx {
+            hasher.update(&buf[..n]);
+            size += n as u64;
+            progress(n as u64);
+            // The reader may have finished; then the buffer is simply dropped.
+            let _ = empty_tx.send(buf);
+        }
+        drop(empty_tx);
+        read_ahead.join().expect("the read-ahead thread panicked")?;
+        Ok((hasher.finish(), size))
+    })
+}
+
+/// Reads until `buf` is full or the end of the input; returns the bytes read.
+fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match reader.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }
 
 /// Appends the CMS and its length at the end of the payload file.
@@ -309,4 +345,56 @@ fn sign_payload(
         SystemTime::now(),
     )?;
     Ok((cms, Some(params)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hands out at most 1000 bytes per read, then fails if `fail` is set.
+    struct Trickle {
+        left: usize,
+        fail: bool,
+    }
+
+    impl Read for Trickle {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.left == 0 && self.fail {
+                return Err(std::io::Error::other("medium error"));
+            }
+            let n = self.left.min(buf.len()).min(1000);
+            buf[..n].fill(0xab);
+            self.left -= n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn read_ahead_hash_matches_a_plain_hash() {
+        for len in [0, 1, 4 << 20, (9 << 20) + 7] {
+            let seen = std::sync::atomic::AtomicU64::new(0);
+            let (digest, size) = sha256_stream(
+                Trickle {
+                    left: len,
+                    fail: false,
+                },
+                &|n| {
+                    seen.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                },
+            )
+            .unwrap();
+            assert_eq!(size, len as u64);
+            assert_eq!(seen.into_inner(), len as u64);
+            assert_eq!(digest, openssl::sha::sha256(&vec![0xab; len]));
+        }
+        let err = sha256_stream(
+            Trickle {
+                left: 5 << 20,
+                fail: true,
+            },
+            &|_| {},
+        )
+        .unwrap_err();
+        assert_eq!(err.to_string(), "medium error");
+    }
 }
