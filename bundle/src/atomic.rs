@@ -35,7 +35,7 @@ pub struct AtomicFile {
 }
 
 impl AtomicFile {
-    /// Creates the temporary file (mode 0600 until committed, then 0644). With
+    /// Creates the temporary file (mode 0666 less the umask, as any new file). With
     /// [`Existing::Refuse`] it fails early if `dest` already exists.
     pub fn create(dest: &Path, existing: Existing) -> Result<Self> {
         if existing == Existing::Refuse {
@@ -45,6 +45,7 @@ impl AtomicFile {
         let temp = tempfile::Builder::new()
             .prefix(&format!(".{}.", file_name(dest)))
             .suffix(".partial")
+            .permissions(std::fs::Permissions::from_mode(0o666))
             .tempfile_in(dir)
             .map_err(|e| Error::io("failed to create a temporary file in", dir, e))?;
         Ok(AtomicFile {
@@ -89,9 +90,8 @@ impl AtomicFile {
     /// destination only with [`Existing::Replace`]).
     pub fn commit(self) -> Result<PathBuf> {
         // Sync by name: a tool may have replaced the file behind our handle.
-        let file = self.reopen()?;
-        file.set_permissions(std::fs::Permissions::from_mode(0o644))
-            .and_then(|()| file.sync_all())
+        self.reopen()?
+            .sync_all()
             .map_err(|e| Error::io("failed to flush", self.temp.path(), e))?;
         match self.existing {
             Existing::Refuse => rename_noreplace(self.temp.path(), &self.dest)?,
@@ -269,7 +269,13 @@ mod tests {
         write_file(&dest, b"two", Existing::Replace).unwrap();
         assert_eq!(std::fs::read(&dest).unwrap(), b"two");
         let mode = std::fs::metadata(&dest).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o644);
+        // SAFETY: umask is read and restored at once; nothing else here creates files.
+        let umask = unsafe {
+            let m = libc::umask(0o022);
+            libc::umask(m);
+            m
+        };
+        assert_eq!(mode, 0o666 & !umask);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
