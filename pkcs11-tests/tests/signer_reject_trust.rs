@@ -303,27 +303,7 @@ fn two_signers_are_rejected() {
     let manifest = env.path("manifest.raucm");
     std::fs::write(&manifest, signed_manifest(&good, &env.dir)).unwrap();
     let one = env.path("one.der");
-    ok(env
-        .command("openssl")
-        .args([
-            "cms",
-            "-sign",
-            "-binary",
-            "-nodetach",
-            "-nosmimecap",
-            "-outform",
-            "DER",
-        ])
-        .arg("-in")
-        .arg(&manifest)
-        .arg("-signer")
-        .arg(env.pki.cert("a"))
-        .arg("-inkey")
-        .arg(env.pki.key("a"))
-        .arg("-certfile")
-        .arg(env.pki.inter())
-        .arg("-out")
-        .arg(&one));
+    env.openssl_cms_sign(&manifest, "a", &one);
     let two = env.path("two.der");
     ok(env
         .command("openssl")

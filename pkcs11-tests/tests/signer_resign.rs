@@ -149,27 +149,7 @@ fn replace_signature_with_an_openssl_cms_from_the_signing_room() {
         .arg(&manifest));
     // ... the signing room signs it with openssl ...
     let room_sig = env.path("room.der");
-    ok(env
-        .command("openssl")
-        .args([
-            "cms",
-            "-sign",
-            "-binary",
-            "-nodetach",
-            "-nosmimecap",
-            "-outform",
-            "DER",
-        ])
-        .arg("-in")
-        .arg(&manifest)
-        .arg("-signer")
-        .arg(env.pki.cert("room"))
-        .arg("-inkey")
-        .arg(env.pki.key("room"))
-        .arg("-certfile")
-        .arg(env.pki.inter())
-        .arg("-out")
-        .arg(&room_sig));
+    env.openssl_cms_sign(&manifest, "room", &room_sig);
     // ... and the signature goes back in
     let out = env.path("out.raucb");
     ok(env

@@ -131,6 +131,24 @@ impl Env {
         self.tool(program)
     }
 
+    /// `openssl cms -sign` of `input` (inline, binary, DER, no S/MIME capabilities) by the file
+    /// leaf `leaf` with the intermediate attached, as a signing room would; writes `out`.
+    pub fn openssl_cms_sign(&self, input: &Path, leaf: &str, out: &Path) {
+        ok(self
+            .command("openssl")
+            .args(["cms", "-sign", "-binary", "-nodetach", "-nosmimecap"])
+            .args(["-outform", "DER", "-in"])
+            .arg(input)
+            .arg("-signer")
+            .arg(self.pki.cert(leaf))
+            .arg("-inkey")
+            .arg(self.pki.key(leaf))
+            .arg("-certfile")
+            .arg(self.pki.inter())
+            .arg("-out")
+            .arg(out));
+    }
+
     /// Generates a key pair in the token with `keymgr generate`, issues a certificate for its
     /// public key from `issuer` and imports it with `keymgr import --cert`.
     pub fn token_identity(
