@@ -62,6 +62,25 @@ fn replace_cms(path: &Path, cms: &[u8]) {
     container::append_cms_to_file(path, cms, 65536).unwrap();
 }
 
+/// Re-signs the bundle at `path` with `manifest_text` as its inline manifest and returns the
+/// error verification must give.
+fn verify_with_inline_manifest(pki: &Pki, path: &Path, manifest_text: &str) -> bundle::Error {
+    let cms = sign_with(
+        pki,
+        "ec",
+        SignatureScheme::EcdsaSha256,
+        Content::Inline(manifest_text.as_bytes()),
+    );
+    replace_cms(path, &cms);
+    Bundle::open(path)
+        .unwrap()
+        .require_signed()
+        .unwrap()
+        .verify(&keyring(pki))
+        .err()
+        .expect("verification fails")
+}
+
 #[test]
 fn verity_bundle_verifies_and_exposes_everything() {
     let (tmp, pki, path, manifest) = setup(Kind::Verity);
@@ -209,44 +228,13 @@ fn signed_manifest_must_fit_the_payload() {
     let mut bad = manifest.clone();
     bad.bundle.verity_size = Some(layout.payload_size + 4096);
     let text = bad.to_text(Vocabulary::Rauc18).unwrap();
-    replace_cms(
-        &path,
-        &sign_with(
-            &pki,
-            "ec",
-            SignatureScheme::EcdsaSha256,
-            Content::Inline(text.as_bytes()),
-        ),
-    );
-    let err = Bundle::open(&path)
-        .unwrap()
-        .require_signed()
-        .unwrap()
-        .verify(&keyring(&pki))
-        .err()
-        .unwrap();
+    let err = verify_with_inline_manifest(&pki, &path, &text);
     assert!(
         err.to_string().contains("does not fit verity size"),
         "{err}"
     );
     // a plain external manifest is refused with RAUC's message
-    let text = "[update]\ncompatible=x\n";
-    replace_cms(
-        &path,
-        &sign_with(
-            &pki,
-            "ec",
-            SignatureScheme::EcdsaSha256,
-            Content::Inline(text.as_bytes()),
-        ),
-    );
-    let err = Bundle::open(&path)
-        .unwrap()
-        .require_signed()
-        .unwrap()
-        .verify(&keyring(&pki))
-        .err()
-        .unwrap();
+    let err = verify_with_inline_manifest(&pki, &path, "[update]\ncompatible=x\n");
     assert_eq!(
         err.to_string(),
         "Bundle format 'plain' not allowed for external manifest"
