@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{Fixture, USER_PIN, openssl};
+use common::{Fixture, USER_PIN, genpkey_p256, openssl};
 
 fn keymgr(fx: &Fixture, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_keymgr"))
@@ -32,18 +32,7 @@ fn ok(fx: &Fixture, args: &[&str]) -> String {
 
 /// Issues a certificate for `pub.pem` with a throw-away CA, as environment.md §7.3 does.
 fn issue_certificate(d: &Path) {
-    openssl(
-        d,
-        &[
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-out",
-            "ca.key",
-        ],
-    );
+    genpkey_p256(d, "ca.key");
     openssl(
         d,
         &[

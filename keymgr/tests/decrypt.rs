@@ -4,7 +4,7 @@
 mod common;
 
 use bundle::keys::{EcCurve, KeyKind, RsaPadding};
-use common::{Fixture, openssl, write_public_pem};
+use common::{Fixture, genpkey_p256, openssl, write_public_pem};
 use keymgr::{KeyType, OpenOptions, open_decryptor, open_decryptor_with};
 use openssl::bn::BigNumContext;
 use openssl::ec::PointConversionForm;
@@ -79,18 +79,7 @@ fn ecdh_p256_and_p384_equal_openssl() {
 fn imported_ec_key_derives_and_matches_its_pem() {
     let fx = Fixture::new("ecdh-import");
     let d = fx.dir();
-    openssl(
-        d,
-        &[
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-out",
-            "recip.pem",
-        ],
-    );
+    genpkey_p256(d, "recip.pem");
     let pem = std::fs::read(d.join("recip.pem")).unwrap();
     let uri = fx
         .session()
@@ -106,18 +95,7 @@ fn imported_ec_key_derives_and_matches_its_pem() {
         token.public_key_der().unwrap(),
         file.public_key_der().unwrap()
     );
-    openssl(
-        d,
-        &[
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-out",
-            "peer.pem",
-        ],
-    );
+    genpkey_p256(d, "peer.pem");
     openssl(
         d,
         &["pkey", "-in", "peer.pem", "-pubout", "-out", "peer-pub.pem"],
@@ -130,18 +108,7 @@ fn imported_ec_key_derives_and_matches_its_pem() {
 fn ec_key_without_derive_usage_gets_a_clear_error() {
     let fx = Fixture::new("no-derive");
     let d = fx.dir();
-    openssl(
-        d,
-        &[
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-out",
-            "k.pem",
-        ],
-    );
+    genpkey_p256(d, "k.pem");
     openssl(
         d,
         &["pkey", "-in", "k.pem", "-outform", "DER", "-out", "k.der"],

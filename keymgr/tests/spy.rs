@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 
 use bundle::keys::RsaPadding;
-use common::{Fixture, openssl, write_public_pem};
+use common::{Fixture, genpkey_p256, openssl, write_public_pem};
 use keymgr::{OpenOptions, open_decryptor, open_signer};
 
 const SPY: &str = "/usr/lib/x86_64-linux-gnu/pkcs11-spy.so";
@@ -82,18 +82,7 @@ fn pkcs11_module_path_with_spy_counts_private_key_operations() {
     let dec = open_decryptor(&uri("ec")).unwrap();
     assert_eq!(dec.certificate_der(), None);
     assert_eq!(calls(&log, "C_DeriveKey"), 0);
-    openssl(
-        d,
-        &[
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-out",
-            "peer.pem",
-        ],
-    );
+    genpkey_p256(d, "peer.pem");
     let peer =
         openssl::pkey::PKey::private_key_from_pem(&std::fs::read(d.join("peer.pem")).unwrap())
             .unwrap();

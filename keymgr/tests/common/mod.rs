@@ -93,6 +93,22 @@ pub fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
     out.stdout
 }
 
+/// `openssl genpkey` of an EC P-256 key into `dir/out` (PEM).
+pub fn genpkey_p256(dir: &Path, out: &str) {
+    openssl(
+        dir,
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            out,
+        ],
+    );
+}
+
 /// Runs the openssl CLI and says whether it succeeded.
 pub fn openssl_ok(dir: &Path, args: &[&str]) -> bool {
     Command::new("openssl")
