@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
+use factory::FactoryError;
 use factory::inventory::DeviceFilter;
 use factory::transfer::DeviceJson;
 use factory::types::{DeviceStatus, check_label, rfc3339};
@@ -47,12 +48,9 @@ impl Args {
             "{:<24} {:<8} {:<16} {:<9} {:<20} CERTIFICATE",
             "SERIAL", "STATUS", "GROUP", "KEY", "NOT AFTER"
         )?;
-        let mut broken: Option<std::io::Error> = None;
         let n = inventory.for_each_device(&filter, |d| {
-            if broken.is_some() {
-                return Ok(());
-            }
-            let line = format!(
+            writeln!(
+                out,
                 "{:<24} {:<8} {:<16} {:<9} {:<20} {}",
                 d.serial.to_string(),
                 d.status.to_string(),
@@ -60,13 +58,14 @@ impl Args {
                 d.key_type.to_string(),
                 rfc3339(d.not_after),
                 d.cert_serial
-            );
-            broken = writeln!(out, "{line}").err();
-            Ok(())
+            )
+            // A closed pipe stops the listing (the caller exits quietly on it).
+            .map_err(|source| FactoryError::Io {
+                what: "failed to write",
+                path: "standard output".into(),
+                source,
+            })
         })?;
-        if let Some(e) = broken {
-            return Err(e.into());
-        }
         writeln!(out, "{n} devices")?;
         Ok(ExitCode::SUCCESS)
     }
